@@ -52,6 +52,8 @@ struct sps_facts {
     int status;               /* SPSExchangedDocument/StatusCode */
     char export_country[8];   /* SPSConsignment/ExportSPSCountry/ID */
     char import_country[8];   /* SPSConsignment/ImportSPSCountry/ID */
+    /* Line of each element in the document, 0 if absent. */
+    int number_line, type_line, status_line, export_line, import_line;
 };
 
 struct sps_result {

@@ -1,0 +1,54 @@
+/*
+ * server.h - the daemon's parts: TLS listener and worker pool
+ * (server_tls.c) and the SOAP operations (hub_ops.c).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef ECERT_SERVER_H
+#define ECERT_SERVER_H
+
+#include <signal.h>
+#include <time.h>
+
+#include "config.h"
+#include "queue.h"
+#include "sps.h"
+
+struct soap;
+
+/* Process-wide and read-only once the server runs. */
+struct gateway {
+    const struct config *cfg;
+    const struct sps_schema *schema;
+};
+
+/* One request on one connection, as seen by the operations
+ * (soap->user points here). */
+struct request {
+    const struct gateway *gw;
+    const struct partner *partner;   /* from the client certificate */
+    struct queue *q;                 /* the worker's own store handle */
+    const char *op;                  /* operation name, for the log */
+    char tracking[Q_TRACKING_MAX];   /* tracking number involved, if any */
+    const char *outcome;             /* "ok", "client-fault", ... */
+    char note[256];                  /* short reason for the log */
+    int count;                       /* envelopes returned */
+    struct timespec t0;
+};
+
+/* Run the listener and workers until *stop becomes non-zero; then stop
+ * accepting, finish what is in flight and return 0 (1 on a start-up
+ * failure, logged). */
+int server_run(const struct gateway *gw, volatile sig_atomic_t *stop);
+
+/* Build (and throw away) the TLS server context, to check the
+ * configuration's certificate, key and CA.  0 ok; -1 with err. */
+int server_tls_check(const struct config *cfg, char *err, size_t errlen);
+
+/* Answer the request with a SOAP Fault carrying HubWebException:
+ * client != 0 for soap:Client (the request is wrong), 0 for soap:Server
+ * (try again later).  Returns SOAP_FAULT for the operation to return. */
+int hub_fault(struct soap *soap, int client, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

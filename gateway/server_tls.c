@@ -1,0 +1,465 @@
+/*
+ * server_tls.c - TLS listener, bounded worker pool, partner identification,
+ * and the per-connection serve loop.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * The main thread accepts; each accepted socket goes (as a copy of the
+ * master gSOAP context) into a bounded hand-over queue; worker threads
+ * take one connection at a time, do the TLS handshake, map the client
+ * certificate's public key to a partner and serve requests on it
+ * (keep-alive) until the peer closes, a timeout hits or we stop.
+ * Each worker owns one store handle.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "soapH.h"
+#include "DeliveryServiceSoapBinding.nsmap"
+#include "log.h"
+#include "server.h"
+
+#define MAX_KEEP_ALIVE 1000      /* requests per connection */
+#define MAX_OCCURS     10000     /* elements in one repeated list */
+
+/* The configuration the TLS verify callback consults (read-only). */
+static const struct config *tls_cfg;
+static volatile sig_atomic_t *stop_flag;
+
+/* ---- partner identification ------------------------------------------------ */
+
+static int
+spki_sha256(X509 *cert, unsigned char out[32])
+{
+    unsigned char *der = NULL;
+    unsigned int n = 0;
+    int len, rc = -1;
+
+    len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    if (len <= 0)
+        goto out;
+    if (EVP_Digest(der, (size_t)len, out, &n, EVP_sha256(), NULL) != 1 ||
+        n != 32)
+        goto out;
+    rc = 0;
+out:
+    OPENSSL_free(der);
+    return rc;
+}
+
+static const struct partner *
+partner_of(X509 *cert)
+{
+    unsigned char sha[32];
+
+    if (cert == NULL || spki_sha256(cert, sha) != 0)
+        return NULL;
+    return config_partner_by_spki(tls_cfg, sha);
+}
+
+/* Chain checks are OpenSSL's; on top, the leaf must be a known partner,
+ * so that an unknown certificate fails the handshake itself. */
+static int
+verify_cb(int ok, X509_STORE_CTX *store)
+{
+    if (!ok)
+        return 0;
+    if (X509_STORE_CTX_get_error_depth(store) != 0)
+        return 1;
+    if (partner_of(X509_STORE_CTX_get_current_cert(store)) == NULL) {
+        X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- TLS context ----------------------------------------------------------- */
+
+static int
+tls_setup(struct soap *soap, const struct config *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *ctx;
+    STACK_OF(X509_NAME) *cas;
+    unsigned long e;
+
+    soap->fsslverify = verify_cb;
+    if (soap_ssl_server_context(soap,
+            SOAP_SSL_REQUIRE_CLIENT_AUTHENTICATION | SOAP_SSL_NO_DEFAULT_CA_PATH |
+            SOAP_TLSv1_2 | SOAP_TLSv1_3,
+            NULL, NULL, cfg->tls_ca, NULL, NULL, NULL, "ecertd") != SOAP_OK) {
+        snprintf(err, errlen, "TLS context: %s", soap_fault_string(soap) ?
+                 soap_fault_string(soap) : "failed");
+        return -1;
+    }
+    ctx = soap->ctx;
+    ERR_clear_error();
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1 ||
+        SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) {
+        e = ERR_get_error();
+        snprintf(err, errlen, "TLS: %s (certificate %s, key %s, CA %s)",
+                 e ? ERR_reason_error_string(e) : "setup failed",
+                 cfg->tls_cert, cfg->tls_key, cfg->tls_ca);
+        return -1;
+    }
+    cas = SSL_load_client_CA_file(cfg->tls_ca);
+    if (cas == NULL) {
+        snprintf(err, errlen, "TLS: no CA certificate in %s", cfg->tls_ca);
+        return -1;
+    }
+    SSL_CTX_set_client_CA_list(ctx, cas);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       verify_cb);
+    SSL_CTX_set_verify_depth(ctx, 8);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                        SSL_OP_CIPHER_SERVER_PREFERENCE);
+    return 0;
+}
+
+static struct soap *
+master_new(const struct config *cfg)
+{
+    struct soap *soap;
+
+    soap = soap_new1(SOAP_C_UTFSTRING | SOAP_XML_STRICT | SOAP_IO_KEEPALIVE);
+    if (soap == NULL)
+        return NULL;
+    soap_set_namespaces(soap, namespaces);
+    soap->bind_flags = SO_REUSEADDR;
+    soap->recv_timeout = cfg->recv_timeout;
+    soap->send_timeout = cfg->send_timeout;
+    soap->transfer_timeout = cfg->recv_timeout * 4;
+    soap->accept_timeout = 1;                 /* to notice a stop */
+    soap->recv_maxlength = (ULONG64)cfg->max_request_bytes;
+    soap->maxlevel = (unsigned int)cfg->xml_depth;
+    soap->maxoccurs = MAX_OCCURS;
+    soap->max_keep_alive = MAX_KEEP_ALIVE;
+    return soap;
+}
+
+int
+server_tls_check(const struct config *cfg, char *err, size_t errlen)
+{
+    struct soap *soap;
+    int rc;
+
+    tls_cfg = cfg;
+    soap = master_new(cfg);
+    if (soap == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rc = tls_setup(soap, cfg, err, errlen);
+    soap_destroy(soap);
+    soap_end(soap);
+    soap_free(soap);
+    return rc;
+}
+
+/* ---- hand-over queue ------------------------------------------------------- */
+
+struct handover {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct soap **slot;
+    size_t cap, head, n;
+    int closing;
+};
+
+static int
+handover_put(struct handover *h, struct soap *s)
+{
+    int ok = 0;
+
+    pthread_mutex_lock(&h->mu);
+    if (h->n < h->cap) {
+        h->slot[(h->head + h->n) % h->cap] = s;
+        h->n++;
+        ok = 1;
+        pthread_cond_signal(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return ok;
+}
+
+static struct soap *
+handover_take(struct handover *h)
+{
+    struct soap *s = NULL;
+
+    pthread_mutex_lock(&h->mu);
+    while (h->n == 0 && !h->closing)
+        pthread_cond_wait(&h->cv, &h->mu);
+    if (h->n > 0) {
+        s = h->slot[h->head];
+        h->head = (h->head + 1) % h->cap;
+        h->n--;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return s;
+}
+
+/* ---- serving one connection ------------------------------------------------- */
+
+struct worker {
+    pthread_t tid;
+    const struct gateway *gw;
+    struct handover *h;
+    struct queue *q;
+};
+
+static long
+ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void
+request_log(struct soap *soap, const struct request *r)
+{
+    log_info("partner=%s op=%s tracking=%s outcome=%s count=%d ms=%ld%s%s%s",
+             r->partner ? r->partner->id : "-", r->op ? r->op : "-",
+             r->tracking[0] ? r->tracking : "-", r->outcome ? r->outcome : "ok",
+             r->count, ms_since(&r->t0), r->note[0] ? " reason=\"" : "",
+             r->note, r->note[0] ? "\"" : "");
+    (void)soap;
+}
+
+static const char *
+local_name(const char *tag)
+{
+    const char *c = strrchr(tag, ':');
+
+    return c != NULL ? c + 1 : tag;
+}
+
+/* After each request: stop keeping the connection alive once we stop. */
+static int
+serveloop_cb(struct soap *soap)
+{
+    if (*stop_flag)
+        soap->keep_alive = 0;
+    return SOAP_OK;
+}
+
+static void
+serve(struct soap *soap, struct request *r)
+{
+    soap->keep_alive = soap->max_keep_alive + 1;
+    do {
+        if (soap->keep_alive > 0 && soap->max_keep_alive > 0)
+            soap->keep_alive--;
+        r->op = NULL;
+        r->tracking[0] = '\0';
+        r->outcome = NULL;
+        r->note[0] = '\0';
+        r->count = 0;
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        if (soap_begin_serve(soap)) {
+            if (soap->error >= SOAP_STOP)
+                continue;
+            if (soap->error != SOAP_EOF || soap->errnum != 0) {
+                char buf[256];
+
+                soap_sprint_fault(soap, buf, sizeof(buf));
+                buf[strcspn(buf, "\r\n")] = ' ';
+                r->outcome = "bad-request";
+                snprintf(r->note, sizeof(r->note), "%s", buf);
+                request_log(soap, r);
+            }
+            return;
+        }
+        if (soap_serve_request(soap) || serveloop_cb(soap)) {
+            if (soap->error == SOAP_NO_METHOD) {
+                char op[64];
+
+                snprintf(op, sizeof(op), "%.*s", (int)sizeof(op) - 1, local_name(soap->tag));
+                r->op = op;
+                hub_fault(soap, 1, "operation %s is not supported by this "
+                          "gateway", op);
+                soap->keep_alive = 0;   /* its body was not read */
+                soap_send_fault(soap);
+                request_log(soap, r);
+                return;
+            }
+            if (soap->error && soap->error < SOAP_STOP) {
+                if (r->outcome == NULL) {
+                    const char *s = soap_fault_string(soap);
+
+                    r->outcome = "client-fault";
+                    snprintf(r->note, sizeof(r->note), "%s", s ? s : "error");
+                }
+                soap_send_fault(soap);
+                request_log(soap, r);
+                return;
+            }
+        }
+        request_log(soap, r);
+        soap_destroy(soap);
+        soap_end(soap);
+    } while (soap->keep_alive);
+}
+
+static void
+connection(struct worker *w, struct soap *soap)
+{
+    struct request r;
+    X509 *cert;
+
+    memset(&r, 0, sizeof(r));
+    r.gw = w->gw;
+    r.q = w->q;
+    soap->user = &r;
+    soap->fserveloop = NULL;
+    if (soap_ssl_accept(soap) != SOAP_OK) {
+        char buf[256];
+
+        soap_sprint_fault(soap, buf, sizeof(buf));
+        buf[strcspn(buf, "\r\n")] = '\0';
+        log_warn("tls: handshake with %s failed: %s", soap->host, buf);
+        goto out;
+    }
+    cert = SSL_get1_peer_certificate(soap->ssl);
+    r.partner = partner_of(cert);
+    X509_free(cert);
+    if (r.partner == NULL) {
+        log_warn("tls: %s presented no known client certificate", soap->host);
+        goto out;
+    }
+    serve(soap, &r);
+out:
+    soap->user = NULL;
+    soap_destroy(soap);
+    soap_end(soap);
+    soap_free(soap);           /* closes the socket and the TLS session */
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct soap *soap;
+
+    while ((soap = handover_take(w->h)) != NULL)
+        connection(w, soap);
+    return NULL;
+}
+
+/* ---- the listener ----------------------------------------------------------- */
+
+int
+server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
+{
+    const struct config *cfg = gw->cfg;
+    struct handover h;
+    struct worker *w = NULL;
+    struct soap *master = NULL;
+    int i, started = 0, rc = 1;
+    char err[512];
+
+    stop_flag = stop;
+    tls_cfg = cfg;
+    memset(&h, 0, sizeof(h));
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    h.cap = (size_t)cfg->max_connections;
+    h.slot = calloc(h.cap, sizeof(*h.slot));
+    w = calloc((size_t)cfg->workers, sizeof(*w));
+    master = master_new(cfg);
+    if (h.slot == NULL || w == NULL || master == NULL) {
+        log_error("out of memory");
+        goto out;
+    }
+    if (tls_setup(master, cfg, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    for (i = 0; i < cfg->workers; i++) {
+        w[i].gw = gw;
+        w[i].h = &h;
+        if (queue_open(&w[i].q, cfg->store, 0, err, sizeof(err)) != Q_OK) {
+            log_error("store %s: %s", cfg->store, err);
+            goto out;
+        }
+    }
+    if (!soap_valid_socket(soap_bind(master, cfg->listen_addr,
+                                     cfg->listen_port, 128))) {
+        char buf[256];
+
+        soap_sprint_fault(master, buf, sizeof(buf));
+        buf[strcspn(buf, "\r\n")] = '\0';
+        log_error("cannot listen on %s:%d: %s", cfg->listen_addr,
+                  cfg->listen_port, buf);
+        goto out;
+    }
+    for (started = 0; started < cfg->workers; started++)
+        if (pthread_create(&w[started].tid, NULL, worker_main, &w[started]) != 0) {
+            log_error("cannot start worker thread: %s", strerror(errno));
+            *stop = 1;
+            break;
+        }
+    log_info("listening on %s:%d (TLS 1.2+, client certificates required), "
+             "%d workers, %zu partners, store %s", cfg->listen_addr,
+             cfg->listen_port, cfg->workers, cfg->npartners, cfg->store);
+    rc = 0;
+    while (!*stop) {
+        struct soap *c;
+
+        if (!soap_valid_socket(soap_accept(master))) {
+            if (master->errnum == 0 || *stop)
+                continue;       /* accept timeout: look at the stop flag */
+            log_warn("accept: %s", strerror(master->errnum));
+            usleep(100000);     /* e.g. out of descriptors: do not spin */
+            continue;
+        }
+        c = soap_copy(master);
+        if (c == NULL) {
+            log_warn("out of memory for a connection from %s", master->host);
+            soap_closesock(master);
+            continue;
+        }
+        master->socket = SOAP_INVALID_SOCKET;   /* now c's */
+        if (!handover_put(&h, c)) {
+            log_warn("too many connections: refusing %s", c->host);
+            soap_free(c);
+        }
+    }
+    log_info("stopping: finishing requests in flight");
+out:
+    pthread_mutex_lock(&h.mu);
+    h.closing = 1;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    for (i = 0; i < started; i++)
+        pthread_join(w[i].tid, NULL);
+    for (i = 0; w != NULL && i < cfg->workers; i++)
+        if (w[i].q != NULL)
+            queue_close(w[i].q);
+    if (master != NULL) {
+        soap_destroy(master);
+        soap_end(master);
+        soap_free(master);
+    }
+    free(w);
+    free(h.slot);
+    pthread_mutex_destroy(&h.mu);
+    pthread_cond_destroy(&h.cv);
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
+}
