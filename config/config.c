@@ -200,6 +200,36 @@ void config_hex(const unsigned char in[32], char out[65])
     out[64] = '\0';
 }
 
+/* Open a regular file for reading without blocking on FIFOs and the
+ * like; NULL with err = "file: why". */
+static FILE *open_regular(const char *file, char *err, size_t errlen)
+{
+    struct stat st;
+    FILE *f;
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", file, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "%s: %s", file, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", file);
+        close(fd);
+        return NULL;
+    }
+    f = fdopen(fd, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", file, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 int config_spki_of_file(const char *pem, unsigned char out[32],
                         char *err, size_t errlen)
 {
@@ -210,11 +240,9 @@ int config_spki_of_file(const char *pem, unsigned char out[32],
     unsigned int mdlen = 0;
     int rc = -1;
 
-    f = fopen(pem, "re");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", pem, strerror(errno));
+    f = open_regular(pem, err, errlen);
+    if (!f)
         return -1;
-    }
     crt = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
     if (!crt) {
@@ -355,15 +383,11 @@ static int get_path(struct ctx *x, const config_setting_t *g,
 static int check_readable(struct ctx *x, const config_setting_t *s,
                           const char *label, const char *file)
 {
-    struct stat st;
-    FILE *f = fopen(file, "re");
+    char e[PATH_MAX + 128];
+    FILE *f = open_regular(file, e, sizeof e);
 
     if (!f)
-        return fail(x, s, "%s %s: %s", label, file, strerror(errno));
-    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return fail(x, s, "%s %s: not a regular file", label, file);
-    }
+        return fail(x, s, "%s %s", label, e);
     fclose(f);
     return 0;
 }

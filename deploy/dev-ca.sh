@@ -65,8 +65,9 @@ fingerprint() {
 
 # The CA.
 if [ ! -s "$dir/ca.crt" ] || [ ! -s "$dir/ca.key" ]; then
-    [ ! -e "$dir/ca.crt" ] && [ ! -e "$dir/ca.key" ] ||
+    if [ -e "$dir/ca.crt" ] || [ -e "$dir/ca.key" ]; then
         die "$dir has only half of the CA (ca.crt/ca.key); remove both"
+    fi
     cat >"$tmp/ca.ext" <<'EOF'
 [req]
 distinguished_name = dn
