@@ -9,8 +9,8 @@
 #   server.crt server.key      for localhost (DNS:localhost, IP:127.0.0.1),
 #                              extendedKeyUsage serverAuth
 #   NAME.crt NAME.key NAME.fp  one client certificate (clientAuth) per
-#                              partner: nl-issuer nl-import ec-nppo pe-nppo
-#                              bo-nppo, plus every NAME given as argument
+#                              partner: bo-issuer bo-import ec-nppo pe-nppo
+#                              nl-nppo, plus every NAME given as argument
 # NAME.fp holds "sha256:<64 hex>", the SHA-256 of the certificate's DER
 # SubjectPublicKeyInfo: the `fingerprint` form of a partner in ecertd.conf.
 # Keys are mode 600.
@@ -19,7 +19,7 @@
 # (and .fp files) are made, signed by the existing CA.
 set -euo pipefail
 
-DEFAULT_CLIENTS=(nl-issuer nl-import ec-nppo pe-nppo bo-nppo)
+DEFAULT_CLIENTS=(bo-issuer bo-import ec-nppo pe-nppo nl-nppo)
 DAYS=3650
 
 die() { echo "dev-ca.sh: $*" >&2; exit 1; }
