@@ -248,6 +248,19 @@ local_name(const char *tag)
     return c != NULL ? c + 1 : tag;
 }
 
+/* The first header line of a request ends the idle wait: from then on
+ * the (shorter or longer) per-read request timeout applies. */
+static int (*http_parsehdr)(struct soap *, const char *, const char *);
+
+static int
+parsehdr_cb(struct soap *soap, const char *key, const char *val)
+{
+    const struct request *r = soap->user;
+
+    soap->recv_timeout = r->gw->cfg->recv_timeout;
+    return http_parsehdr(soap, key, val);
+}
+
 /* After each request: stop keeping the connection alive once we stop. */
 static int
 serveloop_cb(struct soap *soap)
@@ -270,6 +283,9 @@ serve(struct soap *soap, struct request *r)
         r->note[0] = '\0';
         r->count = 0;
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        /* Waiting for a request on a kept-alive connection is idling. */
+        if (soap->keep_alive < soap->max_keep_alive)
+            soap->recv_timeout = r->gw->cfg->idle_timeout;
         if (soap_begin_serve(soap)) {
             if (soap->error >= SOAP_STOP)
                 continue;
@@ -325,7 +341,7 @@ connection(struct worker *w, struct soap *soap)
     r.gw = w->gw;
     r.q = w->q;
     soap->user = &r;
-    soap->fserveloop = NULL;
+    soap->fparsehdr = parsehdr_cb;
     if (soap_ssl_accept(soap) != SOAP_OK) {
         char buf[256];
 
@@ -389,6 +405,7 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
         log_error("%s", err);
         goto out;
     }
+    http_parsehdr = master->fparsehdr;      /* gSOAP's own, before threads */
     for (i = 0; i < cfg->workers; i++) {
         w[i].gw = gw;
         w[i].h = &h;
