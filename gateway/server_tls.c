@@ -240,6 +240,20 @@ request_log(struct soap *soap, const struct request *r)
     (void)soap;
 }
 
+/* gSOAP's fault text on one line (it spreads it over several). */
+static void
+fault_line(struct soap *soap, char *buf, size_t len)
+{
+    const char *s = soap_fault_string(soap);
+    const char *d = soap_fault_detail(soap);
+    char *p;
+
+    snprintf(buf, len, "%s%s%s", s ? s : "error", d ? ": " : "", d ? d : "");
+    for (p = buf; *p != '\0'; p++)
+        if (*p == '\r' || *p == '\n' || *p == '\t')
+            *p = ' ';
+}
+
 static const char *
 local_name(const char *tag)
 {
@@ -292,8 +306,7 @@ serve(struct soap *soap, struct request *r)
             if (soap->error != SOAP_EOF || soap->errnum != 0) {
                 char buf[256];
 
-                soap_sprint_fault(soap, buf, sizeof(buf));
-                buf[strcspn(buf, "\r\n")] = ' ';
+                fault_line(soap, buf, sizeof(buf));
                 r->outcome = "bad-request";
                 snprintf(r->note, sizeof(r->note), "%s", buf);
                 request_log(soap, r);
@@ -345,8 +358,7 @@ connection(struct worker *w, struct soap *soap)
     if (soap_ssl_accept(soap) != SOAP_OK) {
         char buf[256];
 
-        soap_sprint_fault(soap, buf, sizeof(buf));
-        buf[strcspn(buf, "\r\n")] = '\0';
+        fault_line(soap, buf, sizeof(buf));
         log_warn("tls: handshake with %s failed: %s", soap->host, buf);
         goto out;
     }
@@ -418,8 +430,7 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
                                      cfg->listen_port, 128))) {
         char buf[256];
 
-        soap_sprint_fault(master, buf, sizeof(buf));
-        buf[strcspn(buf, "\r\n")] = '\0';
+        fault_line(master, buf, sizeof(buf));
         log_error("cannot listen on %s:%d: %s", cfg->listen_addr,
                   cfg->listen_port, buf);
         goto out;
