@@ -227,4 +227,12 @@ int queue_op_show(struct queue *q, const char *tracking,
 /* Integrity check ("ok" or SQLite's complaint in err). */
 int queue_op_check(struct queue *q, char *err, size_t errlen);
 
+/* test hook */
+/* The EXPLAIN QUERY PLAN detail lines (one per line) of the exact SQL the
+ * store runs for which: "pull", "headers", "lookup" (latest version of
+ * issuer + number), "duplicate", "status", "track", "ack", "pull_one",
+ * "show".  Q_OK, or Q_ERR (unknown name, plan too long). */
+int queue_explain(struct queue *q, const char *which, char *plan,
+                  size_t planlen);
+
 #endif

@@ -1,0 +1,1630 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * NAME
+ *      queue_sqlite.c - the certificate store and delivery queue in SQLite
+ *
+ * SUMMARY
+ *      Implements queue.h on one SQLite file in WAL mode.  One struct queue
+ *      wraps one connection; a connection belongs to one thread.
+ *
+ * DESCRIPTION
+ *      Tables (schema version 1):
+ *
+ *        schema_version  one row: the version of this layout.
+ *        certificate     one handed-in version of a certificate: issuer,
+ *                        destination, number, version, type, status, the
+ *                        content bytes as handed in, their SHA-256, the
+ *                        partner that handed it in, the time, and the
+ *                        tracking number of the hand-in.
+ *        delivery        certificate x addressee partner x channel, with
+ *                        the state machine below.
+ *        event           every state a delivery entered, creation included.
+ *
+ *      Delivery states (enum q_state) and who moves them:
+ *
+ *        (none)   -> waiting                  [queue_handin]
+ *        waiting  -> delivered | delivered_warnings | not_readable | failed
+ *                                             [queue_ack, pull channel]
+ *        waiting  -> sending -> delivered | deferred -> sending ... | dead
+ *                                             [mail worker, smtp channel]
+ *        held may stand beside any non-final state   [operator]
+ *
+ *      Invariants: a final state is never left by queue_ack (a second
+ *      acknowledgement is a no-op); every state change writes one event row
+ *      in the same transaction; a pull marks pulled_ms/pull_count but does
+ *      not change the state.
+ *
+ *      Oldest first means in order of certificate id: ids are handed out
+ *      in increasing order and rows are never deleted by this module.
+ *
+ * DIAGNOSTICS
+ *      Q_ERR with a message in err naming the step that failed.  Transient
+ *      failures (busy, locked, disk full, I/O, cannot open, out of memory)
+ *      are remembered for queue_err_transient().  Messages never contain
+ *      certificate content.
+ *
+ * SECURITY
+ *      Every call a partner's request can reach puts the partner id in the
+ *      WHERE clause of its queries; "not yours" answers exactly like "does
+ *      not exist".  Callbacks must not call back into the same handle.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sqlite3.h>
+
+#include "queue.h"
+
+#define Q_SCHEMA_VERSION   1
+#define Q_BUSY_TIMEOUT_MS  10000
+#define Q_SHA256_LEN       32
+
+/* The SQL below spells channels and states as numbers; keep them honest. */
+_Static_assert(Q_CH_PULL == 1 && Q_CH_SMTP == 2, "channel numbers in SQL");
+_Static_assert(Q_WAITING == 0 && Q_SENDING == 1 && Q_DEFERRED == 2 &&
+               Q_DELIVERED == 3 && Q_DELIVERED_WARNINGS == 4 &&
+               Q_NOT_READABLE == 5 && Q_FAILED == 6 && Q_DEAD == 7 &&
+               Q_HELD == 8, "state numbers in SQL");
+
+static const char *const schema_sql =
+    "CREATE TABLE certificate ("
+    " id INTEGER PRIMARY KEY,"
+    " tracking TEXT NOT NULL UNIQUE,"
+    " issuer TEXT NOT NULL,"
+    " dest TEXT NOT NULL,"
+    " number TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " type INTEGER NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " sender TEXT,"
+    " content BLOB NOT NULL,"
+    " sha256 BLOB NOT NULL,"
+    " received_ms INTEGER NOT NULL,"
+    " UNIQUE (issuer, number, version));"
+    "CREATE TABLE delivery ("
+    " id INTEGER PRIMARY KEY,"
+    " cert_id INTEGER NOT NULL REFERENCES certificate(id),"
+    " partner TEXT NOT NULL,"
+    " channel INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+    " pulled_ms INTEGER NOT NULL DEFAULT 0,"
+    " pull_count INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " UNIQUE (cert_id, partner, channel));"
+    "CREATE TABLE event ("
+    " id INTEGER PRIMARY KEY,"
+    " delivery_id INTEGER NOT NULL REFERENCES delivery(id),"
+    " at_ms INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " note TEXT NOT NULL DEFAULT '');"
+    /* Waiting pull deliveries per partner in certificate order; partial
+     * (only the working set) and covering for the headers/pull scan. */
+    "CREATE INDEX delivery_pull ON delivery"
+    " (partner, channel, state, cert_id, last_error)"
+    " WHERE channel = 1 AND state = 0;"
+    /* Per-partner status; covering for queue_op_status. */
+    "CREATE INDEX delivery_status ON delivery"
+    " (partner, channel, state, created_ms, next_attempt_ms);"
+    /* Due mail deliveries. */
+    "CREATE INDEX delivery_due ON delivery (channel, state, next_attempt_ms);"
+    /* (issuer, number) is served by UNIQUE (issuer, number, version). */
+    "CREATE INDEX certificate_digest ON certificate"
+    " (issuer, number, sha256, version);"
+    "CREATE INDEX event_delivery ON event (delivery_id, id);";
+
+/* Rank of a state for the sender's summary: least advanced first. */
+#define RANK(col)                                                         \
+    "CASE " col " WHEN 0 THEN 0 WHEN 1 THEN 0 WHEN 2 THEN 0 WHEN 8 THEN 0" \
+    " WHEN 6 THEN 1 WHEN 7 THEN 1 WHEN 5 THEN 2 WHEN 4 THEN 3 ELSE 4 END"
+
+/* Columns 0..11 of every envelope row. */
+#define ENV_COLS                                                          \
+    "c.tracking, c.issuer, c.dest, c.type, c.status, c.version,"          \
+    " c.number, c.sender, c.received_ms, c.sha256, d.state, d.last_error"
+#define ENV_NCOLS 12
+
+/* Columns 0..16 of every delivery row. */
+#define DEL_COLS                                                          \
+    "c.tracking, d.partner, d.channel, d.state, d.attempts,"              \
+    " d.created_ms, d.updated_ms, d.next_attempt_ms, d.pulled_ms,"        \
+    " d.pull_count, d.last_error, c.issuer, c.dest, c.number, c.type,"    \
+    " c.status, c.version"
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_DUP,
+    ST_MAXVER,
+    ST_INS_CERT,
+    ST_INS_DEL,
+    ST_INS_EVENT,
+    ST_HEADERS,
+    ST_PULL,
+    ST_MARK,
+    ST_PULL_ONE,
+    ST_ACK_FIND,
+    ST_ACK_SET,
+    ST_TRACK,
+    ST_STATUS,
+    ST_SHOW_CERT,
+    ST_SHOW_DEL,
+    ST_SHOW_EV,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_DUP] =
+        "SELECT tracking FROM certificate"
+        " WHERE issuer = ?1 AND number = ?2 AND sha256 = ?3"
+        " ORDER BY version LIMIT 1",
+    [ST_MAXVER] =
+        "SELECT max(version) FROM certificate"
+        " WHERE issuer = ?1 AND number = ?2",
+    [ST_INS_CERT] =
+        "INSERT INTO certificate (tracking, issuer, dest, number, version,"
+        " type, status, sender, content, sha256, received_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_INS_DEL] =
+        "INSERT INTO delivery (cert_id, partner, channel, state, attempts,"
+        " created_ms, updated_ms, next_attempt_ms, pulled_ms, pull_count,"
+        " last_error) VALUES (?1, ?2, ?3, 0, 0, ?4, ?4, ?5, 0, 0, '')"
+        " ON CONFLICT DO NOTHING",
+    [ST_INS_EVENT] =
+        "INSERT INTO event (delivery_id, at_ms, state, note)"
+        " VALUES (?1, ?2, ?3, ?4)",
+    [ST_HEADERS] =
+        "SELECT " ENV_COLS ", d.id"
+        " FROM delivery d CROSS JOIN certificate c ON c.id = d.cert_id"
+        " WHERE d.partner = ?1 AND d.channel = 1 AND d.state = 0"
+        " ORDER BY d.cert_id LIMIT ?2",
+    [ST_PULL] =
+        "SELECT " ENV_COLS ", d.id, c.content"
+        " FROM delivery d CROSS JOIN certificate c ON c.id = d.cert_id"
+        " WHERE d.partner = ?1 AND d.channel = 1 AND d.state = 0"
+        " ORDER BY d.cert_id LIMIT ?2",
+    [ST_MARK] =
+        "UPDATE delivery SET pulled_ms = ?1, pull_count = pull_count + 1"
+        " WHERE id = ?2 AND partner = ?3 AND channel = 1",
+    [ST_PULL_ONE] =
+        "SELECT " ENV_COLS ", d.id, c.content"
+        " FROM certificate c JOIN delivery d ON d.cert_id = c.id"
+        " WHERE c.tracking = ?1 AND d.partner = ?2 AND d.channel = 1",
+    [ST_ACK_FIND] =
+        "SELECT d.id, d.state"
+        " FROM certificate c JOIN delivery d ON d.cert_id = c.id"
+        " WHERE c.tracking = ?1 AND d.partner = ?2 AND d.channel = 1",
+    [ST_ACK_SET] =
+        "UPDATE delivery SET state = ?1, updated_ms = ?2, last_error = ?3"
+        " WHERE id = ?4 AND partner = ?5 AND channel = 1",
+    /* Own deliveries first (pull before mail); for the sender alone, the
+     * least advanced of all. */
+    [ST_TRACK] =
+        "SELECT " ENV_COLS
+        " FROM certificate c JOIN delivery d ON d.cert_id = c.id"
+        " WHERE c.tracking = ?1 AND (d.partner = ?2 OR c.sender = ?2)"
+        " ORDER BY d.partner = ?2 DESC,"
+        " CASE WHEN d.partner = ?2 THEN d.channel ELSE 0 END,"
+        " " RANK("d.state") ", d.state, d.id LIMIT 1",
+    [ST_STATUS] =
+        "SELECT partner, channel, state, count(*), min(created_ms),"
+        " min(CASE WHEN next_attempt_ms > 0 THEN next_attempt_ms END)"
+        " FROM delivery GROUP BY partner, channel, state"
+        " ORDER BY partner, channel, state",
+    [ST_SHOW_CERT] =
+        "SELECT " ENV_COLS ", c.id, c.content"
+        " FROM certificate c LEFT JOIN delivery d ON d.id ="
+        " (SELECT d2.id FROM delivery d2 WHERE d2.cert_id = c.id"
+        "  ORDER BY " RANK("d2.state") ", d2.state, d2.id LIMIT 1)"
+        " WHERE c.tracking = ?1",
+    [ST_SHOW_DEL] =
+        "SELECT " DEL_COLS
+        " FROM delivery d JOIN certificate c ON c.id = d.cert_id"
+        " WHERE d.cert_id = ?1 ORDER BY d.id",
+    [ST_SHOW_EV] =
+        "SELECT d.partner, d.channel, e.at_ms, e.state, e.note"
+        " FROM delivery d JOIN event e ON e.delivery_id = d.id"
+        " WHERE d.cert_id = ?1 ORDER BY e.id",
+};
+
+struct queue {
+    sqlite3 *db;
+    int readonly;
+    int transient;                 /* last Q_ERR was transient */
+    sqlite3_stmt *st[ST_COUNT];    /* prepared on first use */
+};
+
+/* ---- names ------------------------------------------------------------ */
+
+static const char *const state_names[Q_NSTATES] = {
+    [Q_WAITING] = "waiting",
+    [Q_SENDING] = "sending",
+    [Q_DEFERRED] = "deferred",
+    [Q_DELIVERED] = "delivered",
+    [Q_DELIVERED_WARNINGS] = "delivered_warnings",
+    [Q_NOT_READABLE] = "not_readable",
+    [Q_FAILED] = "failed",
+    [Q_DEAD] = "dead",
+    [Q_HELD] = "held",
+};
+
+const char *
+q_state_name(int state)
+{
+    if (state < 0 || state >= Q_NSTATES)
+        return "?";
+    return state_names[state];
+}
+
+int
+q_state_parse(const char *name)
+{
+    int i;
+
+    if (name == NULL)
+        return -1;
+    for (i = 0; i < Q_NSTATES; i++)
+        if (strcmp(name, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *
+q_channel_name(int channel)
+{
+    switch (channel) {
+    case Q_CH_PULL:
+        return "pull";
+    case Q_CH_SMTP:
+        return "smtp";
+    default:
+        return "?";
+    }
+}
+
+int
+q_channel_parse(const char *name)
+{
+    if (name == NULL)
+        return -1;
+    if (strcmp(name, "pull") == 0)
+        return Q_CH_PULL;
+    if (strcmp(name, "smtp") == 0)
+        return Q_CH_SMTP;
+    return -1;
+}
+
+int
+q_state_final(int state)
+{
+    return state >= Q_DELIVERED && state <= Q_DEAD;
+}
+
+/* ---- errors ----------------------------------------------------------- */
+
+static int
+rc_transient(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void qerr_set(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+qerr_set(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* q_fail - an SQLite call failed during step; returns Q_ERR */
+static int
+q_fail(struct queue *q, int rc, const char *step, char *err, size_t errlen)
+{
+    const char *msg = q->db != NULL ? sqlite3_errmsg(q->db) : "";
+
+    q->transient = rc_transient(rc);
+    if (msg == NULL || *msg == '\0' || strcmp(msg, "not an error") == 0)
+        msg = sqlite3_errstr(rc);
+    qerr_set(err, errlen, "store: %s: %s%s", step, msg,
+             q->transient ? " (temporary; try again later)" : "");
+    return Q_ERR;
+}
+
+/* q_failx - a failure of ours, not SQLite's (never transient) */
+static int q_failx(struct queue *q, char *err, size_t errlen,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+q_failx(struct queue *q, char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (q != NULL)
+        q->transient = 0;
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return Q_ERR;
+}
+
+int
+queue_err_transient(const struct queue *q)
+{
+    return q != NULL && q->transient;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+
+    return s != NULL ? (const char *)s : "";
+}
+
+/* stmt_get - the cached statement id, prepared on first use */
+static int
+stmt_get(struct queue *q, enum stmt_id id, sqlite3_stmt **out,
+         char *err, size_t errlen)
+{
+    int rc;
+
+    if (q->st[id] == NULL) {
+        rc = sqlite3_prepare_v3(q->db, stmt_sql[id], -1,
+                                SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL);
+        if (rc != SQLITE_OK) {
+            q->st[id] = NULL;
+            return q_fail(q, rc, "prepare", err, errlen);
+        }
+    }
+    *out = q->st[id];
+    return Q_OK;
+}
+
+static void
+stmt_done(sqlite3_stmt *st)
+{
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+/* run - prepare (cached) and step a statement that returns no rows */
+static int
+run(struct queue *q, enum stmt_id id, const char *step, char *err,
+    size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    if (stmt_get(q, id, &st, err, errlen) != Q_OK)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        q_fail(q, rc, step, err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+static int
+tx_begin(struct queue *q, char *err, size_t errlen)
+{
+    if (q->readonly)
+        return q_failx(q, err, errlen,
+                       "store: opened read-only; cannot change it");
+    return run(q, ST_BEGIN, "begin transaction", err, errlen);
+}
+
+static int
+tx_commit(struct queue *q, char *err, size_t errlen)
+{
+    return run(q, ST_COMMIT, "commit", err, errlen);
+}
+
+/* tx_rollback - undo an open transaction, keeping the first error */
+static void
+tx_rollback(struct queue *q)
+{
+    if (!sqlite3_get_autocommit(q->db))
+        run(q, ST_ROLLBACK, "rollback", NULL, 0);
+}
+
+/* env_fill - columns 0..ENV_NCOLS-1 of st into e (no content) */
+static int
+env_fill(struct queue *q, sqlite3_stmt *st, struct q_envelope *e,
+         char *err, size_t errlen)
+{
+    memset(e, 0, sizeof(*e));
+    e->tracking = col_text(st, 0);
+    e->from = col_text(st, 1);
+    e->to = col_text(st, 2);
+    e->type = sqlite3_column_int(st, 3);
+    e->status = sqlite3_column_int(st, 4);
+    e->version = sqlite3_column_int(st, 5);
+    e->number = col_text(st, 6);
+    e->sender = col_text(st, 7);
+    e->received_ms = sqlite3_column_int64(st, 8);
+    e->sha256 = sqlite3_column_blob(st, 9);
+    if (e->sha256 == NULL || sqlite3_column_bytes(st, 9) != Q_SHA256_LEN)
+        return q_failx(q, err, errlen, "store: certificate %s has a damaged "
+                       "digest; run the integrity check", e->tracking);
+    e->state = sqlite3_column_int(st, 10);
+    e->last_error = col_text(st, 11);
+    return Q_OK;
+}
+
+/* env_content - column i of st as the envelope's content */
+static void
+env_content(sqlite3_stmt *st, int i, struct q_envelope *e)
+{
+    e->content = sqlite3_column_blob(st, i);
+    e->content_len = (size_t)sqlite3_column_bytes(st, i);
+    if (e->content == NULL) {           /* zero-length blob */
+        e->content = (const unsigned char *)"";
+        e->content_len = 0;
+    }
+}
+
+static void
+del_fill(sqlite3_stmt *st, struct q_delivery *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->tracking = col_text(st, 0);
+    d->partner = col_text(st, 1);
+    d->channel = sqlite3_column_int(st, 2);
+    d->state = sqlite3_column_int(st, 3);
+    d->attempts = sqlite3_column_int(st, 4);
+    d->created_ms = sqlite3_column_int64(st, 5);
+    d->updated_ms = sqlite3_column_int64(st, 6);
+    d->next_attempt_ms = sqlite3_column_int64(st, 7);
+    d->pulled_ms = sqlite3_column_int64(st, 8);
+    d->pull_count = sqlite3_column_int(st, 9);
+    d->last_error = col_text(st, 10);
+    d->from = col_text(st, 11);
+    d->to = col_text(st, 12);
+    d->number = col_text(st, 13);
+    d->type = sqlite3_column_int(st, 14);
+    d->status = sqlite3_column_int(st, 15);
+    d->version = sqlite3_column_int(st, 16);
+}
+
+/* text_cut - length of s cut to at most max bytes on a UTF-8 boundary */
+static int
+text_cut(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    return (int)n;
+}
+
+static int
+partner_ok(const char *p)
+{
+    return p != NULL && *p != '\0' && strlen(p) < Q_PARTNER_MAX;
+}
+
+/* ---- open / close ----------------------------------------------------- */
+
+static int
+exec_sql(struct queue *q, const char *sql, const char *step, char *err,
+         size_t errlen)
+{
+    int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+
+    if (rc != SQLITE_OK)
+        return q_fail(q, rc, step, err, errlen);
+    return Q_OK;
+}
+
+/* one_int - the first column of the first row of sql (*found = 0 if none) */
+static int
+one_int(struct queue *q, const char *sql, const char *step, int64_t *val,
+        int *found, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    *found = 0;
+    *val = 0;
+    rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        q_fail(q, rc, step, err, errlen);
+        goto out;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            *found = 1;
+            *val = sqlite3_column_int64(st, 0);
+        }
+    } else if (rc != SQLITE_DONE) {
+        q_fail(q, rc, step, err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    sqlite3_finalize(st);
+    return result;
+}
+
+/* schema_check - create the schema if the file is new, else check it */
+static int
+schema_check(struct queue *q, const char *path, char *err, size_t errlen)
+{
+    int64_t n = 0, version = 0;
+    int found, began = 0, result = Q_ERR;
+
+    if (!q->readonly) {
+        if (tx_begin(q, err, errlen) != Q_OK)
+            goto out;
+        began = 1;
+    }
+    if (one_int(q, "SELECT count(*) FROM sqlite_master"
+                " WHERE type = 'table' AND name = 'schema_version'",
+                "read schema", &n, &found, err, errlen) != Q_OK)
+        goto out;
+    if (n == 0) {
+        if (one_int(q, "SELECT count(*) FROM sqlite_master",
+                    "read schema", &n, &found, err, errlen) != Q_OK)
+            goto out;
+        if (n != 0 || q->readonly) {
+            q_failx(q, err, errlen, "store %s is not an ecert-gateway store "
+                    "(no schema_version table)", path);
+            goto out;
+        }
+        if (exec_sql(q, schema_sql, "create schema", err, errlen) != Q_OK ||
+            exec_sql(q, "CREATE TABLE schema_version"
+                     " (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version (version) VALUES (1);",
+                     "create schema", err, errlen) != Q_OK)
+            goto out;
+        version = Q_SCHEMA_VERSION;
+    } else {
+        if (one_int(q, "SELECT max(version) FROM schema_version",
+                    "read schema version", &version, &found, err,
+                    errlen) != Q_OK)
+            goto out;
+        if (!found || version < 1) {
+            q_failx(q, err, errlen, "store %s has no valid schema version",
+                    path);
+            goto out;
+        }
+        if (version > Q_SCHEMA_VERSION) {
+            q_failx(q, err, errlen, "store %s has schema version %lld but "
+                    "this program knows only version %d: use a newer "
+                    "ecert-gateway", path, (long long)version,
+                    Q_SCHEMA_VERSION);
+            goto out;
+        }
+    }
+    if (began) {
+        began = 0;
+        if (tx_commit(q, err, errlen) != Q_OK)
+            goto out;
+    }
+    result = Q_OK;
+out:
+    if (began)
+        tx_rollback(q);
+    return result;
+}
+
+/* pragma_wal - switch to WAL and check that it took */
+static int
+pragma_wal(struct queue *q, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        q_fail(q, rc, "set WAL mode", err, errlen);
+        goto out;
+    }
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        q_fail(q, rc, "set WAL mode", err, errlen);
+        goto out;
+    }
+    if (strcmp(col_text(st, 0), "wal") != 0) {
+        q_failx(q, err, errlen, "store: cannot use WAL mode (journal mode "
+                "stays %s)", col_text(st, 0));
+        goto out;
+    }
+    result = Q_OK;
+out:
+    sqlite3_finalize(st);
+    return result;
+}
+
+int
+queue_open(struct queue **qp, const char *path, int readonly,
+           char *err, size_t errlen)
+{
+    struct queue *q = NULL;
+    struct stat sb;
+    int result = Q_ERR, rc, flags;
+
+    *qp = NULL;
+    if (path == NULL || *path == '\0') {
+        q_failx(NULL, err, errlen, "store: no path given");
+        goto out;
+    }
+    if (readonly && stat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            q_failx(NULL, err, errlen, "store %s does not exist", path);
+        else
+            q_failx(NULL, err, errlen, "store %s: %s", path,
+                    strerror(errno));
+        goto out;
+    }
+    q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        q_failx(NULL, err, errlen, "store: out of memory");
+        goto out;
+    }
+    q->readonly = readonly != 0;
+    flags = SQLITE_OPEN_NOMUTEX | (q->readonly ? SQLITE_OPEN_READONLY :
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    rc = sqlite3_open_v2(path, &q->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        q->transient = rc_transient(rc);
+        qerr_set(err, errlen, "store %s: cannot open: %s", path,
+                 q->db != NULL ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+        goto out;
+    }
+    sqlite3_extended_result_codes(q->db, 1);
+    sqlite3_busy_timeout(q->db, Q_BUSY_TIMEOUT_MS);
+    sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    if (exec_sql(q, "PRAGMA foreign_keys=ON", "enable foreign keys", err,
+                 errlen) != Q_OK)
+        goto out;
+    if (q->readonly) {
+        if (exec_sql(q, "PRAGMA query_only=ON", "set read-only", err,
+                     errlen) != Q_OK)
+            goto out;
+    } else {
+        if (pragma_wal(q, err, errlen) != Q_OK ||
+            exec_sql(q, "PRAGMA synchronous=FULL", "set synchronous", err,
+                     errlen) != Q_OK)
+            goto out;
+    }
+    if (schema_check(q, path, err, errlen) != Q_OK)
+        goto out;
+    *qp = q;
+    q = NULL;
+    result = Q_OK;
+out:
+    queue_close(q);
+    return result;
+}
+
+void
+queue_close(struct queue *q)
+{
+    int i;
+
+    if (q == NULL)
+        return;
+    for (i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(q->st[i]);
+    sqlite3_close(q->db);
+    free(q);
+}
+
+int
+queue_set_sync(struct queue *q, int on)
+{
+    return exec_sql(q, on ? "PRAGMA synchronous=FULL" :
+                    "PRAGMA synchronous=OFF", "set synchronous", NULL, 0);
+}
+
+/* ---- hand-in ------------------------------------------------------------ */
+
+static int
+handin_check(struct queue *q, const struct q_handin *in, char *err,
+             size_t errlen)
+{
+    size_t i;
+
+    if (in == NULL)
+        return q_failx(q, err, errlen, "store: no hand-in given");
+    if (in->from == NULL || *in->from == '\0' || strlen(in->from) > 8)
+        return q_failx(q, err, errlen, "store: hand-in without a valid "
+                       "issuer country");
+    if (in->to == NULL || *in->to == '\0' || strlen(in->to) > 8)
+        return q_failx(q, err, errlen, "store: hand-in without a valid "
+                       "destination country");
+    if (in->number == NULL || *in->number == '\0' ||
+        strlen(in->number) >= Q_NUMBER_MAX)
+        return q_failx(q, err, errlen, "store: certificate number missing "
+                       "or longer than %d bytes", Q_NUMBER_MAX - 1);
+    if (in->sender != NULL && strlen(in->sender) >= Q_PARTNER_MAX)
+        return q_failx(q, err, errlen, "store: sender id longer than %d "
+                       "bytes", Q_PARTNER_MAX - 1);
+    if (in->content == NULL && in->content_len > 0)
+        return q_failx(q, err, errlen, "store: hand-in content missing");
+    if (in->to_partners == NULL || in->nto == 0)
+        return q_failx(q, err, errlen, "store: hand-in without addressees");
+    for (i = 0; i < in->nto; i++) {
+        if (!partner_ok(in->to_partners[i].partner))
+            return q_failx(q, err, errlen, "store: addressee %zu has no "
+                           "valid partner id", i + 1);
+        if (in->to_partners[i].channel != Q_CH_PULL &&
+            in->to_partners[i].channel != Q_CH_SMTP)
+            return q_failx(q, err, errlen, "store: addressee %zu has an "
+                           "unknown channel %d", i + 1,
+                           in->to_partners[i].channel);
+    }
+    return Q_OK;
+}
+
+/* tracking_make - "ECG" YYYYMMDD "-" 16 hex digits */
+static int
+tracking_make(int64_t ms, char *out, size_t outlen)
+{
+    unsigned char r[8];
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000);
+    size_t i, n;
+
+    if (RAND_bytes(r, sizeof(r)) != 1 || gmtime_r(&t, &tm) == NULL)
+        return -1;
+    n = strftime(out, outlen, "ECG%Y%m%d-", &tm);
+    if (n == 0 || n + 2 * sizeof(r) >= outlen)
+        return -1;
+    for (i = 0; i < sizeof(r); i++)
+        snprintf(out + n + 2 * i, 3, "%02x", r[i]);
+    return 0;
+}
+
+/* handin_duplicate - the first tracking of (from, number, digest), if any */
+static int
+handin_duplicate(struct queue *q, const struct q_handin *in,
+                 const unsigned char *md, char *tracking, int *found,
+                 char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    *found = 0;
+    if (stmt_get(q, ST_DUP, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, in->from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, in->number, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, md, Q_SHA256_LEN, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(tracking, Q_TRACKING_MAX, "%s", col_text(st, 0));
+        *found = 1;
+    } else if (rc != SQLITE_DONE) {
+        q_fail(q, rc, "look for an earlier hand-in", err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+static int
+handin_version(struct queue *q, const struct q_handin *in, int *version,
+               char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    if (stmt_get(q, ST_MAXVER, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, in->from, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, in->number, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        q_fail(q, rc, "find the latest version", err, errlen);
+        goto out;
+    }
+    *version = sqlite3_column_int(st, 0) + 1;
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+/* handin_cert - insert the certificate row under a fresh tracking number */
+static int
+handin_cert(struct queue *q, const struct q_handin *in,
+            const unsigned char *md, int version, int64_t now,
+            char *tracking, sqlite3_int64 *cert_id, char *err, size_t errlen)
+{
+    static const unsigned char empty[1];
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc = SQLITE_ERROR, attempt;
+
+    if (stmt_get(q, ST_INS_CERT, &st, err, errlen) != Q_OK)
+        goto out;
+    for (attempt = 0; attempt < 4; attempt++) {
+        if (tracking_make(now, tracking, Q_TRACKING_MAX) != 0) {
+            q_failx(q, err, errlen, "store: cannot make a tracking number "
+                    "(random generator failed)");
+            goto out;
+        }
+        sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, in->from, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, in->to, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, in->number, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, version);
+        sqlite3_bind_int(st, 6, in->type);
+        sqlite3_bind_int(st, 7, in->status);
+        if (in->sender != NULL)
+            sqlite3_bind_text(st, 8, in->sender, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 8);
+        rc = sqlite3_bind_blob64(st, 9, in->content_len > 0 ? in->content :
+                                 empty, (sqlite3_uint64)in->content_len,
+                                 SQLITE_STATIC);
+        if (rc != SQLITE_OK) {
+            q_fail(q, rc, "store the certificate", err, errlen);
+            goto out;
+        }
+        sqlite3_bind_blob(st, 10, md, Q_SHA256_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 11, now);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+            break;
+        /* A tracking number collision is the only unique clash possible
+         * under the write lock: draw another. */
+        if (rc != SQLITE_CONSTRAINT_UNIQUE)
+            break;
+        stmt_done(st);
+    }
+    if (rc != SQLITE_DONE) {
+        q_fail(q, rc, "store the certificate", err, errlen);
+        goto out;
+    }
+    *cert_id = sqlite3_last_insert_rowid(q->db);
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+/* event_add - record that delivery id entered state */
+static int
+event_add(struct queue *q, sqlite3_int64 id, int64_t at, int state,
+          const char *note, int note_len, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    if (stmt_get(q, ST_INS_EVENT, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int(st, 3, state);
+    sqlite3_bind_text(st, 4, note != NULL ? note : "", note != NULL ?
+                      note_len : 0, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        q_fail(q, rc, "record the event", err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+/* handin_deliveries - one delivery (and its creation event) per addressee;
+ * an addressee listed twice gets one delivery */
+static int
+handin_deliveries(struct queue *q, const struct q_handin *in,
+                  sqlite3_int64 cert_id, int64_t now, char *err,
+                  size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 id;
+    int result = Q_ERR, rc, added;
+    size_t i;
+
+    if (stmt_get(q, ST_INS_DEL, &st, err, errlen) != Q_OK)
+        goto out;
+    for (i = 0; i < in->nto; i++) {
+        sqlite3_bind_int64(st, 1, cert_id);
+        sqlite3_bind_text(st, 2, in->to_partners[i].partner, -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, in->to_partners[i].channel);
+        sqlite3_bind_int64(st, 4, now);
+        /* mail is due at once; pull waits for the partner */
+        sqlite3_bind_int64(st, 5, in->to_partners[i].channel == Q_CH_SMTP ?
+                           now : 0);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            q_fail(q, rc, "store a delivery", err, errlen);
+            goto out;
+        }
+        added = sqlite3_changes(q->db);
+        id = sqlite3_last_insert_rowid(q->db);
+        stmt_done(st);
+        if (added == 1 &&
+            event_add(q, id, now, Q_WAITING, "created", 7, err,
+                      errlen) != Q_OK)
+            goto out;
+    }
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+int
+queue_handin(struct queue *q, const struct q_handin *in,
+             char *tracking, int *duplicate, char *err, size_t errlen)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    sqlite3_int64 cert_id = 0;
+    int64_t now;
+    int result = Q_ERR, began = 0, found = 0, version = 0;
+
+    *duplicate = 0;
+    tracking[0] = '\0';
+    if (handin_check(q, in, err, errlen) != Q_OK)
+        goto out;
+    if (EVP_Digest(in->content_len > 0 ? in->content :
+                   (const unsigned char *)"", in->content_len, md, &mdlen,
+                   EVP_sha256(), NULL) != 1 || mdlen != Q_SHA256_LEN) {
+        q_failx(q, err, errlen, "store: SHA-256 of the content failed");
+        goto out;
+    }
+    now = now_ms();
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    if (handin_duplicate(q, in, md, tracking, &found, err, errlen) != Q_OK)
+        goto out;
+    if (found) {
+        *duplicate = 1;
+    } else if (handin_version(q, in, &version, err, errlen) != Q_OK ||
+               handin_cert(q, in, md, version, now, tracking, &cert_id, err,
+                           errlen) != Q_OK ||
+               handin_deliveries(q, in, cert_id, now, err, errlen) != Q_OK) {
+        goto out;
+    }
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    result = Q_OK;
+out:
+    if (began || (result != Q_OK && !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    if (result != Q_OK) {
+        tracking[0] = '\0';
+        *duplicate = 0;
+    }
+    return result;
+}
+
+/* ---- what a partner sees ------------------------------------------------ */
+
+/* mark_pulled - note the time and count of a pull on deliveries ids[] */
+static int
+mark_pulled(struct queue *q, const char *partner, const sqlite3_int64 *ids,
+            size_t n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t now = now_ms();
+    int result = Q_ERR, began = 0, rc;
+    size_t i;
+
+    if (n == 0)
+        return Q_OK;
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    if (stmt_get(q, ST_MARK, &st, err, errlen) != Q_OK)
+        goto out;
+    for (i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, ids[i]);
+        sqlite3_bind_text(st, 3, partner, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            q_fail(q, rc, "mark as pulled", err, errlen);
+            goto out;
+        }
+        stmt_done(st);
+    }
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    result = Q_OK;
+out:
+    stmt_done(st);
+    if (began || (result != Q_OK && !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    return result;
+}
+
+/* waiting_scan - the headers/pull scan; with content the rows the callback
+ * took (returned 0 for) are marked as pulled afterwards, in one short write
+ * transaction, so no write lock is held while the callback runs. */
+static int
+waiting_scan(struct queue *q, const char *partner, int limit, int content,
+             q_envelope_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct q_envelope e;
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 *ids = NULL, *grown;
+    size_t nids = 0, cap = 0;
+    int result = Q_ERR, rc, stop = 0;
+
+    if (!partner_ok(partner)) {
+        q_failx(q, err, errlen, "store: no valid partner id given");
+        goto out;
+    }
+    if (cb == NULL) {
+        q_failx(q, err, errlen, "store: no callback given");
+        goto out;
+    }
+    if (limit <= 0) {
+        result = Q_OK;
+        goto out;
+    }
+    if (stmt_get(q, content ? ST_PULL : ST_HEADERS, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, partner, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, limit);
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (env_fill(q, st, &e, err, errlen) != Q_OK)
+            goto out;
+        if (content) {
+            env_content(st, ENV_NCOLS + 1, &e);
+            if (nids == cap) {
+                cap = cap ? 2 * cap : 16;
+                grown = realloc(ids, cap * sizeof(*ids));
+                if (grown == NULL) {
+                    q_failx(q, err, errlen, "store: out of memory");
+                    goto out;
+                }
+                ids = grown;
+            }
+        }
+        stop = cb(arg, &e) != 0;
+        if (content && !stop)
+            ids[nids++] = sqlite3_column_int64(st, ENV_NCOLS);
+    }
+    if (!stop && rc != SQLITE_DONE) {
+        q_fail(q, rc, content ? "pull" : "list waiting", err, errlen);
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+    if (mark_pulled(q, partner, ids, nids, err, errlen) != Q_OK)
+        goto out;
+    result = Q_OK;
+out:
+    stmt_done(st);
+    free(ids);
+    return result;
+}
+
+int
+queue_headers(struct queue *q, const char *partner, int limit,
+              q_envelope_cb cb, void *arg, char *err, size_t errlen)
+{
+    return waiting_scan(q, partner, limit, 0, cb, arg, err, errlen);
+}
+
+int
+queue_pull(struct queue *q, const char *partner, int limit,
+           q_envelope_cb cb, void *arg, char *err, size_t errlen)
+{
+    return waiting_scan(q, partner, limit, 1, cb, arg, err, errlen);
+}
+
+static int
+tracking_ok(const char *t)
+{
+    return t != NULL && *t != '\0' && strlen(t) < Q_TRACKING_MAX;
+}
+
+int
+queue_pull_one(struct queue *q, const char *partner, const char *tracking,
+               q_envelope_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct q_envelope e;
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 id = 0;
+    int result = Q_ERR, rc, took = 0;
+
+    if (!partner_ok(partner)) {
+        q_failx(q, err, errlen, "store: no valid partner id given");
+        goto out;
+    }
+    if (!tracking_ok(tracking)) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (stmt_get(q, ST_PULL_ONE, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, partner, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        q_fail(q, rc, "pull", err, errlen);
+        goto out;
+    }
+    if (env_fill(q, st, &e, err, errlen) != Q_OK)
+        goto out;
+    env_content(st, ENV_NCOLS + 1, &e);
+    id = sqlite3_column_int64(st, ENV_NCOLS);
+    if (cb != NULL)
+        took = cb(arg, &e) == 0;
+    stmt_done(st);
+    st = NULL;
+    if (took && mark_pulled(q, partner, &id, 1, err, errlen) != Q_OK)
+        goto out;
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+int
+queue_ack(struct queue *q, const char *partner, const char *tracking,
+          int state, const char *message, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 id;
+    int64_t now = now_ms();
+    int result = Q_ERR, began = 0, rc, cur, mlen;
+
+    if (!partner_ok(partner)) {
+        q_failx(q, err, errlen, "store: no valid partner id given");
+        goto out;
+    }
+    if (state != Q_DELIVERED && state != Q_DELIVERED_WARNINGS &&
+        state != Q_NOT_READABLE && state != Q_FAILED) {
+        q_failx(q, err, errlen, "store: %s is not an acknowledgement state",
+                q_state_name(state));
+        goto out;
+    }
+    if (!tracking_ok(tracking)) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (message == NULL)
+        message = "";
+    mlen = text_cut(message, Q_ERROR_MAX - 1);
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    if (stmt_get(q, ST_ACK_FIND, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, partner, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        q_fail(q, rc, "find the delivery", err, errlen);
+        goto out;
+    }
+    id = sqlite3_column_int64(st, 0);
+    cur = sqlite3_column_int(st, 1);
+    stmt_done(st);
+    st = NULL;
+    if (!q_state_final(cur)) {
+        if (stmt_get(q, ST_ACK_SET, &st, err, errlen) != Q_OK)
+            goto out;
+        sqlite3_bind_int(st, 1, state);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, message, mlen, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, id);
+        sqlite3_bind_text(st, 5, partner, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            q_fail(q, rc, "record the acknowledgement", err, errlen);
+            goto out;
+        }
+        stmt_done(st);
+        st = NULL;
+        if (event_add(q, id, now, state, message, mlen, err, errlen) != Q_OK)
+            goto out;
+    }
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    result = Q_OK;
+out:
+    stmt_done(st);
+    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
+                  !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    return result;
+}
+
+int
+queue_track(struct queue *q, const char *partner, const char *tracking,
+            q_envelope_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct q_envelope e;
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    if (!partner_ok(partner)) {
+        q_failx(q, err, errlen, "store: no valid partner id given");
+        goto out;
+    }
+    if (!tracking_ok(tracking)) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (stmt_get(q, ST_TRACK, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, partner, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        q_fail(q, rc, "track", err, errlen);
+        goto out;
+    }
+    if (env_fill(q, st, &e, err, errlen) != Q_OK)
+        goto out;
+    if (cb != NULL)
+        cb(arg, &e);
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+/* ---- operator ----------------------------------------------------------- */
+
+int
+queue_op_status(struct queue *q, q_status_cb cb, void *arg,
+                char *err, size_t errlen)
+{
+    struct q_status_row r;
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc, stop = 0;
+
+    if (stmt_get(q, ST_STATUS, &st, err, errlen) != Q_OK)
+        goto out;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r.partner = col_text(st, 0);
+        r.channel = sqlite3_column_int(st, 1);
+        r.state = sqlite3_column_int(st, 2);
+        r.count = sqlite3_column_int64(st, 3);
+        r.oldest_ms = sqlite3_column_int64(st, 4);
+        r.next_attempt_ms = sqlite3_column_int64(st, 5);  /* NULL -> 0 */
+        stop = cb != NULL && cb(arg, &r) != 0;
+    }
+    if (!stop && rc != SQLITE_DONE) {
+        q_fail(q, rc, "count deliveries", err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+int
+queue_op_list(struct queue *q, const struct q_filter *f,
+              q_delivery_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct q_delivery d;
+    sqlite3_stmt *st = NULL;
+    char sql[1024];
+    int result = Q_ERR, rc, stop = 0, n;
+    const char *partner = f != NULL ? f->partner : NULL;
+    int state = f != NULL ? f->state : -1;
+    int channel = f != NULL ? f->channel : 0;
+    int limit = f != NULL && f->limit > 0 ? f->limit : -1;
+
+    n = snprintf(sql, sizeof(sql),
+                 "SELECT " DEL_COLS
+                 " FROM delivery d JOIN certificate c ON c.id = d.cert_id"
+                 " WHERE 1%s%s%s ORDER BY d.id LIMIT ?4",
+                 partner != NULL ? " AND d.partner = ?1" : "",
+                 state >= 0 ? " AND d.state = ?2" : "",
+                 channel != 0 ? " AND d.channel = ?3" : "");
+    if (n < 0 || (size_t)n >= sizeof(sql)) {
+        q_failx(q, err, errlen, "store: list query too long");
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        q_fail(q, rc, "prepare the list", err, errlen);
+        goto out;
+    }
+    if (partner != NULL)
+        sqlite3_bind_text(st, 1, partner, -1, SQLITE_STATIC);
+    if (state >= 0)
+        sqlite3_bind_int(st, 2, state);
+    if (channel != 0)
+        sqlite3_bind_int(st, 3, channel);
+    sqlite3_bind_int(st, 4, limit);
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        del_fill(st, &d);
+        stop = cb != NULL && cb(arg, &d) != 0;
+    }
+    if (!stop && rc != SQLITE_DONE) {
+        q_fail(q, rc, "list deliveries", err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    sqlite3_finalize(st);
+    return result;
+}
+
+/* show_rows - the deliveries (del) or events (!del) of cert_id */
+static int
+show_rows(struct queue *q, sqlite3_int64 cert_id, q_delivery_cb del_cb,
+          q_event_cb ev_cb, void *arg, int *stop, char *err, size_t errlen)
+{
+    struct q_delivery d;
+    struct q_event ev;
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    if (stmt_get(q, del_cb != NULL ? ST_SHOW_DEL : ST_SHOW_EV, &st, err,
+                 errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, cert_id);
+    while (!*stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (del_cb != NULL) {
+            del_fill(st, &d);
+            *stop = del_cb(arg, &d) != 0;
+        } else {
+            ev.partner = col_text(st, 0);
+            ev.channel = sqlite3_column_int(st, 1);
+            ev.at_ms = sqlite3_column_int64(st, 2);
+            ev.state = sqlite3_column_int(st, 3);
+            ev.note = col_text(st, 4);
+            *stop = ev_cb(arg, &ev) != 0;
+        }
+    }
+    if (!*stop && rc != SQLITE_DONE) {
+        q_fail(q, rc, del_cb != NULL ? "list deliveries" : "list events",
+               err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+int
+queue_op_show(struct queue *q, const char *tracking,
+              q_envelope_cb env_cb, q_delivery_cb del_cb,
+              q_event_cb ev_cb, void *arg, char *err, size_t errlen)
+{
+    struct q_envelope e;
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 cert_id;
+    int result = Q_ERR, rc, stop = 0;
+
+    if (!tracking_ok(tracking)) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (stmt_get(q, ST_SHOW_CERT, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        q_fail(q, rc, "show", err, errlen);
+        goto out;
+    }
+    cert_id = sqlite3_column_int64(st, ENV_NCOLS);
+    if (env_cb != NULL) {
+        if (env_fill(q, st, &e, err, errlen) != Q_OK)
+            goto out;
+        env_content(st, ENV_NCOLS + 1, &e);
+        stop = env_cb(arg, &e) != 0;
+    }
+    stmt_done(st);
+    st = NULL;
+    if (!stop && del_cb != NULL &&
+        show_rows(q, cert_id, del_cb, NULL, arg, &stop, err, errlen) != Q_OK)
+        goto out;
+    if (!stop && ev_cb != NULL &&
+        show_rows(q, cert_id, NULL, ev_cb, arg, &stop, err, errlen) != Q_OK)
+        goto out;
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+/* check_rows - run a checking pragma; any row but a lone "ok" is a fault */
+static int
+check_rows(struct queue *q, const char *sql, const char *what, char *err,
+           size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    size_t used = 0;
+    int result = Q_ERR, rc, nrows = 0, ok = 0, i, ncol;
+    const char *s;
+
+    rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        q_fail(q, rc, what, err, errlen);
+        goto out;
+    }
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        nrows++;
+        ncol = sqlite3_column_count(st);
+        if (ncol == 1 && strcmp(col_text(st, 0), "ok") == 0) {
+            ok = 1;
+            continue;
+        }
+        for (i = 0; i < ncol && err != NULL && used + 1 < errlen; i++) {
+            s = col_text(st, i);
+            used += (size_t)snprintf(err + used, errlen - used, "%s%s",
+                                     used == 0 ? "store: " : (i == 0 ?
+                                     "; " : " "), s);
+            if (used >= errlen)
+                used = errlen - 1;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        q_fail(q, rc, what, err, errlen);
+        goto out;
+    }
+    if (nrows > (ok ? 1 : 0)) {
+        q->transient = 0;
+        goto out;
+    }
+    result = Q_OK;
+out:
+    sqlite3_finalize(st);
+    return result;
+}
+
+int
+queue_op_check(struct queue *q, char *err, size_t errlen)
+{
+    int result = Q_ERR;
+
+    if (check_rows(q, "PRAGMA integrity_check", "integrity check", err,
+                   errlen) != Q_OK ||
+        check_rows(q, "PRAGMA foreign_key_check", "foreign key check", err,
+                   errlen) != Q_OK)
+        goto out;
+    qerr_set(err, errlen, "ok");
+    result = Q_OK;
+out:
+    return result;
+}
+
+/* ---- test hook ---------------------------------------------------------- */
+
+int
+queue_explain(struct queue *q, const char *which, char *plan, size_t planlen)
+{
+    static const struct {
+        const char *name;
+        enum stmt_id id;
+    } map[] = {
+        { "pull", ST_PULL },
+        { "headers", ST_HEADERS },
+        { "lookup", ST_MAXVER },
+        { "duplicate", ST_DUP },
+        { "status", ST_STATUS },
+        { "track", ST_TRACK },
+        { "ack", ST_ACK_FIND },
+        { "pull_one", ST_PULL_ONE },
+        { "show", ST_SHOW_CERT },
+    };
+    sqlite3_stmt *st = NULL;
+    char *sql = NULL;
+    size_t i, used = 0;
+    int result = Q_ERR, rc, n;
+
+    if (plan == NULL || planlen == 0)
+        goto out;
+    plan[0] = '\0';
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (which != NULL && strcmp(which, map[i].name) == 0)
+            break;
+    if (i == sizeof(map) / sizeof(map[0])) {
+        snprintf(plan, planlen, "unknown query %s", which ? which : "(null)");
+        goto out;
+    }
+    sql = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", stmt_sql[map[i].id]);
+    if (sql == NULL)
+        goto out;
+    rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(plan, planlen, "%s", sqlite3_errmsg(q->db));
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n = snprintf(plan + used, planlen - used, "%s\n", col_text(st, 3));
+        if (n < 0 || (size_t)n >= planlen - used)
+            goto out;
+        used += (size_t)n;
+    }
+    if (rc != SQLITE_DONE)
+        goto out;
+    result = Q_OK;
+out:
+    sqlite3_finalize(st);
+    sqlite3_free(sql);
+    return result;
+}

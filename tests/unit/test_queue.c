@@ -1,0 +1,1191 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test_queue.c - unit tests of the SQLite store behind queue.h.
+ *
+ * Each test gets a fresh store in its own mkdtemp() directory under /tmp,
+ * removed afterwards.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "queue.h"
+
+#define MAXROWS 32
+
+struct fixture {
+    char dir[64];
+    char path[96];
+    struct queue *q;
+    char err[512];
+};
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static void
+rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[512];
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_queue.XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
+    if (queue_open(&f->q, f->path, 0, f->err, sizeof(f->err)) != Q_OK) {
+        fprintf(stderr, "queue_open: %s\n", f->err);
+        rm_dir(f->dir);
+        free(f);
+        return -1;
+    }
+    queue_set_sync(f->q, 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    queue_close(f->q);
+    rm_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+struct seen {
+    int n;
+    int stop_after;                  /* 0: never stop */
+    char tracking[MAXROWS][Q_TRACKING_MAX];
+    char number[MAXROWS][Q_NUMBER_MAX];
+    char from[MAXROWS][8], to[MAXROWS][8], sender[MAXROWS][Q_PARTNER_MAX];
+    char last_error[MAXROWS][Q_ERROR_MAX];
+    int state[MAXROWS], version[MAXROWS], type[MAXROWS], status[MAXROWS];
+    int had_content[MAXROWS];
+    unsigned char content[MAXROWS][256];
+    size_t content_len[MAXROWS];
+    unsigned char sha256[MAXROWS][32];
+    int64_t received_ms[MAXROWS];
+};
+
+static int
+env_cb(void *arg, const struct q_envelope *e)
+{
+    struct seen *s = arg;
+    int i = s->n;
+
+    if (s->stop_after > 0 && s->n >= s->stop_after)
+        return 1;
+    assert_true(i < MAXROWS);
+    snprintf(s->tracking[i], Q_TRACKING_MAX, "%s", e->tracking);
+    snprintf(s->number[i], Q_NUMBER_MAX, "%s", e->number);
+    snprintf(s->from[i], 8, "%s", e->from);
+    snprintf(s->to[i], 8, "%s", e->to);
+    snprintf(s->sender[i], Q_PARTNER_MAX, "%s", e->sender);
+    snprintf(s->last_error[i], Q_ERROR_MAX, "%s", e->last_error);
+    s->state[i] = e->state;
+    s->version[i] = e->version;
+    s->type[i] = e->type;
+    s->status[i] = e->status;
+    s->received_ms[i] = e->received_ms;
+    assert_non_null(e->sha256);
+    memcpy(s->sha256[i], e->sha256, 32);
+    s->had_content[i] = e->content != NULL;
+    s->content_len[i] = e->content_len;
+    if (e->content != NULL) {
+        assert_true(e->content_len <= sizeof(s->content[i]));
+        memcpy(s->content[i], e->content, e->content_len);
+    }
+    s->n++;
+    return 0;
+}
+
+static const struct q_addressee to_a[] = { { "ppa", Q_CH_PULL } };
+static const struct q_addressee to_ab[] = {
+    { "ppa", Q_CH_PULL }, { "ppb", Q_CH_PULL }
+};
+
+/* handin - hand in content from "NL" to "DE" by sender "nl-gw" */
+static int
+handin(struct fixture *f, const char *number, const void *content,
+       size_t len, const struct q_addressee *to, size_t nto,
+       char *tracking, int *dup)
+{
+    struct q_handin in = {
+        .from = "NL", .to = "DE", .type = 851, .status = 70,
+        .number = number, .sender = "nl-gw",
+        .content = content, .content_len = len,
+        .to_partners = to, .nto = nto,
+    };
+    int d = 0;
+
+    return queue_handin(f->q, &in, tracking, dup != NULL ? dup : &d,
+                        f->err, sizeof(f->err));
+}
+
+static void
+handin_ok(struct fixture *f, const char *number, const char *content,
+          const struct q_addressee *to, size_t nto, char *tracking)
+{
+    int dup = -1;
+
+    assert_int_equal(handin(f, number, content, strlen(content), to, nto,
+                            tracking, &dup), Q_OK);
+    assert_int_equal(dup, 0);
+}
+
+static int
+track_state(struct fixture *f, const char *partner, const char *tracking)
+{
+    struct seen s;
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_track(f->q, partner, tracking, env_cb, &s,
+                                 f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    return s.state[0];
+}
+
+struct dels {
+    int n;
+    char tracking[MAXROWS][Q_TRACKING_MAX];
+    char partner[MAXROWS][Q_PARTNER_MAX];
+    char last_error[MAXROWS][Q_ERROR_MAX];
+    int channel[MAXROWS], state[MAXROWS], pull_count[MAXROWS];
+    int version[MAXROWS];
+    int64_t pulled_ms[MAXROWS], next_attempt_ms[MAXROWS];
+};
+
+static int
+del_cb(void *arg, const struct q_delivery *d)
+{
+    struct dels *s = arg;
+    int i = s->n;
+
+    assert_true(i < MAXROWS);
+    snprintf(s->tracking[i], Q_TRACKING_MAX, "%s", d->tracking);
+    snprintf(s->partner[i], Q_PARTNER_MAX, "%s", d->partner);
+    snprintf(s->last_error[i], Q_ERROR_MAX, "%s", d->last_error);
+    s->channel[i] = d->channel;
+    s->state[i] = d->state;
+    s->pull_count[i] = d->pull_count;
+    s->pulled_ms[i] = d->pulled_ms;
+    s->next_attempt_ms[i] = d->next_attempt_ms;
+    s->version[i] = d->version;
+    s->n++;
+    return 0;
+}
+
+static void
+list(struct fixture *f, const char *partner, int state, int channel,
+     int limit, struct dels *out)
+{
+    struct q_filter flt = { partner, state, channel, limit };
+
+    memset(out, 0, sizeof(*out));
+    assert_int_equal(queue_op_list(f->q, &flt, del_cb, out, f->err,
+                                   sizeof(f->err)), Q_OK);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void
+test_names(void **state)
+{
+    int i;
+
+    (void)state;
+    for (i = 0; i < Q_NSTATES; i++)
+        assert_int_equal(q_state_parse(q_state_name(i)), i);
+    assert_string_equal(q_state_name(Q_DELIVERED_WARNINGS),
+                        "delivered_warnings");
+    assert_string_equal(q_state_name(99), "?");
+    assert_int_equal(q_state_parse("bogus"), -1);
+    assert_int_equal(q_channel_parse("pull"), Q_CH_PULL);
+    assert_int_equal(q_channel_parse("smtp"), Q_CH_SMTP);
+    assert_int_equal(q_channel_parse("x"), -1);
+    assert_string_equal(q_channel_name(Q_CH_SMTP), "smtp");
+    assert_false(q_state_final(Q_WAITING));
+    assert_false(q_state_final(Q_HELD));
+    assert_false(q_state_final(Q_DEFERRED));
+    assert_true(q_state_final(Q_DELIVERED));
+    assert_true(q_state_final(Q_FAILED));
+    assert_true(q_state_final(Q_DEAD));
+}
+
+static void
+test_handin_and_pull_bytes(void **state)
+{
+    struct fixture *f = *state;
+    static const unsigned char body[] =
+        "<?xml version=\"1.0\"?>\r\n<a>\0b\r\n\0\0\xff\xfe</a>\r\n";
+    char t[Q_TRACKING_MAX];
+    struct seen s;
+    size_t i;
+    int dup = -1;
+
+    assert_int_equal(handin(f, "NL-001", body, sizeof(body), to_a, 1, t,
+                            &dup), Q_OK);
+    assert_int_equal(dup, 0);
+    /* ECG + YYYYMMDD + - + 16 lower-case hex */
+    assert_int_equal(strlen(t), 28);
+    assert_memory_equal(t, "ECG", 3);
+    assert_int_equal(t[11], '-');
+    for (i = 12; i < 28; i++)
+        assert_non_null(strchr("0123456789abcdef", t[i]));
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_headers(f->q, "ppa", 10, env_cb, &s, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_false(s.had_content[0]);
+    assert_string_equal(s.tracking[0], t);
+    assert_string_equal(s.number[0], "NL-001");
+    assert_string_equal(s.from[0], "NL");
+    assert_string_equal(s.to[0], "DE");
+    assert_string_equal(s.sender[0], "nl-gw");
+    assert_int_equal(s.type[0], 851);
+    assert_int_equal(s.status[0], 70);
+    assert_int_equal(s.version[0], 1);
+    assert_int_equal(s.state[0], Q_WAITING);
+    assert_string_equal(s.last_error[0], "");
+    assert_true(s.received_ms[0] > (int64_t)time(NULL) * 1000 - 60000);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_pull(f->q, "ppa", 10, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_true(s.had_content[0]);
+    assert_int_equal(s.content_len[0], sizeof(body));
+    assert_memory_equal(s.content[0], body, sizeof(body));
+    /* pull_one reports the same bytes and digest */
+    {
+        struct seen s1;
+
+        memset(&s1, 0, sizeof(s1));
+        assert_int_equal(queue_pull_one(f->q, "ppa", t, env_cb, &s1, f->err,
+                                        sizeof(f->err)), Q_OK);
+        assert_int_equal(s1.n, 1);
+        assert_int_equal(s1.content_len[0], sizeof(body));
+        assert_memory_equal(s1.content[0], body, sizeof(body));
+        assert_memory_equal(s1.sha256[0], s.sha256[0], 32);
+    }
+}
+
+static void
+test_sha256_known(void **state)
+{
+    struct fixture *f = *state;
+    /* SHA-256("abc") */
+    static const unsigned char abc[32] = {
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad
+    };
+    char t[Q_TRACKING_MAX];
+    struct seen s;
+
+    handin_ok(f, "N1", "abc", to_a, 1, t);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_headers(f->q, "ppa", 1, env_cb, &s, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_memory_equal(s.sha256[0], abc, 32);
+}
+
+static void
+test_state_machine(void **state)
+{
+    struct fixture *f = *state;
+    static const int acks[] = {
+        Q_DELIVERED, Q_DELIVERED_WARNINGS, Q_NOT_READABLE, Q_FAILED
+    };
+    char t[Q_TRACKING_MAX], num[16];
+    struct seen s;
+    struct dels d;
+    size_t i;
+
+    for (i = 0; i < sizeof(acks) / sizeof(acks[0]); i++) {
+        snprintf(num, sizeof(num), "SM-%zu", i);
+        handin_ok(f, num, "<x/>", to_a, 1, t);
+        assert_int_equal(track_state(f, "ppa", t), Q_WAITING);
+
+        /* pulled but not acknowledged: offered again */
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(queue_pull(f->q, "ppa", 10, env_cb, &s, f->err,
+                                    sizeof(f->err)), Q_OK);
+        assert_int_equal(s.n, 1);
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(queue_pull(f->q, "ppa", 10, env_cb, &s, f->err,
+                                    sizeof(f->err)), Q_OK);
+        assert_int_equal(s.n, 1);
+        assert_string_equal(s.tracking[0], t);
+        list(f, "ppa", Q_WAITING, Q_CH_PULL, 0, &d);
+        assert_int_equal(d.n, 1);
+        assert_int_equal(d.pull_count[0], 2);
+        assert_true(d.pulled_ms[0] > 0);
+
+        assert_int_equal(queue_ack(f->q, "ppa", t, acks[i], "note",
+                                   f->err, sizeof(f->err)), Q_OK);
+        assert_int_equal(track_state(f, "ppa", t), acks[i]);
+        list(f, "ppa", acks[i], 0, 0, &d);
+        assert_int_equal(d.n, 1);
+        assert_string_equal(d.last_error[0], "note");
+
+        /* idempotent: a second ack, even another state, changes nothing */
+        assert_int_equal(queue_ack(f->q, "ppa", t,
+                                   acks[i] == Q_FAILED ? Q_DELIVERED :
+                                   Q_FAILED, "other", f->err,
+                                   sizeof(f->err)), Q_OK);
+        assert_int_equal(track_state(f, "ppa", t), acks[i]);
+        list(f, "ppa", acks[i], 0, 0, &d);
+        assert_string_equal(d.last_error[0], "note");
+
+        /* gone from what is waiting */
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(queue_pull(f->q, "ppa", 10, env_cb, &s, f->err,
+                                    sizeof(f->err)), Q_OK);
+        assert_int_equal(s.n, 0);
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(queue_headers(f->q, "ppa", 10, env_cb, &s, f->err,
+                                       sizeof(f->err)), Q_OK);
+        assert_int_equal(s.n, 0);
+        /* but still reachable one by one */
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(queue_pull_one(f->q, "ppa", t, env_cb, &s, f->err,
+                                        sizeof(f->err)), Q_OK);
+        assert_int_equal(s.n, 1);
+        assert_int_equal(s.state[0], acks[i]);
+    }
+}
+
+static void
+test_ack_rules(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee mail[] = { { "ppm", Q_CH_SMTP } };
+    char t[Q_TRACKING_MAX], tm[Q_TRACKING_MAX], big[2000];
+    struct dels d;
+
+    handin_ok(f, "AR-1", "<x/>", to_a, 1, t);
+    /* not an acknowledgement state */
+    assert_int_equal(queue_ack(f->q, "ppa", t, Q_WAITING, NULL, f->err,
+                               sizeof(f->err)), Q_ERR);
+    assert_int_equal(queue_ack(f->q, "ppa", t, Q_DEAD, NULL, f->err,
+                               sizeof(f->err)), Q_ERR);
+    assert_false(queue_err_transient(f->q));
+    /* unknown tracking */
+    assert_int_equal(queue_ack(f->q, "ppa", "ECG20000101-0000000000000000",
+                               Q_DELIVERED, NULL, f->err, sizeof(f->err)),
+                     Q_NOTFOUND);
+    /* mail deliveries cannot be acknowledged by pull */
+    handin_ok(f, "AR-2", "<y/>", mail, 1, tm);
+    assert_int_equal(queue_ack(f->q, "ppm", tm, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_NOTFOUND);
+    list(f, "ppm", -1, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.state[0], Q_WAITING);
+    assert_int_equal(d.channel[0], Q_CH_SMTP);
+    assert_true(d.next_attempt_ms[0] > 0);       /* mail is due at once */
+
+    /* the message is kept, cut to Q_ERROR_MAX - 1 bytes */
+    memset(big, 'm', sizeof(big));
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(queue_ack(f->q, "ppa", t, Q_NOT_READABLE, big, f->err,
+                               sizeof(f->err)), Q_OK);
+    list(f, "ppa", -1, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(strlen(d.last_error[0]), Q_ERROR_MAX - 1);
+    assert_int_equal(d.state[0], Q_NOT_READABLE);
+}
+
+static void
+test_duplicate(void **state)
+{
+    struct fixture *f = *state;
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX];
+    struct dels d;
+    int dup = -1;
+
+    handin_ok(f, "DUP-1", "<same/>", to_ab, 2, t1);
+    assert_int_equal(handin(f, "DUP-1", "<same/>", 7, to_ab, 2, t2, &dup),
+                     Q_OK);
+    assert_int_equal(dup, 1);
+    assert_string_equal(t1, t2);
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.n, 2);               /* nothing new stored */
+    /* same content, another number: not a duplicate */
+    assert_int_equal(handin(f, "DUP-2", "<same/>", 7, to_ab, 2, t2, &dup),
+                     Q_OK);
+    assert_int_equal(dup, 0);
+    assert_string_not_equal(t1, t2);
+}
+
+static void
+test_replacement(void **state)
+{
+    struct fixture *f = *state;
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX], t3[Q_TRACKING_MAX];
+    struct seen s;
+    struct dels d;
+    int dup = -1;
+
+    handin_ok(f, "REP-1", "<v1/>", to_a, 1, t1);
+    assert_int_equal(queue_ack(f->q, "ppa", t1, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    handin_ok(f, "REP-1", "<v2/>", to_ab, 2, t2);
+    assert_string_not_equal(t1, t2);
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.version[0], 1);
+    assert_int_equal(d.version[1], 2);
+    assert_int_equal(d.version[2], 2);
+    assert_string_equal(d.tracking[1], t2);
+    assert_string_equal(d.tracking[2], t2);
+    assert_int_equal(d.state[1], Q_WAITING);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_pull(f->q, "ppa", 10, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.version[0], 2);
+    assert_string_equal(s.tracking[0], t2);
+    assert_memory_equal(s.content[0], "<v2/>", 5);
+    /* version 1's content again is a duplicate of version 1 */
+    assert_int_equal(handin(f, "REP-1", "<v1/>", 5, to_a, 1, t3, &dup),
+                     Q_OK);
+    assert_int_equal(dup, 1);
+    assert_string_equal(t3, t1);
+    /* a third content is version 3 */
+    handin_ok(f, "REP-1", "<v3/>", to_a, 1, t3);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_track(f->q, "ppa", t3, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_OK);
+    assert_int_equal(s.version[0], 3);
+}
+
+static void
+test_isolation(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee to_c[] = { { "ppc", Q_CH_PULL } };
+    char ta[Q_TRACKING_MAX], tc[Q_TRACKING_MAX], e1[512], e2[512];
+    const char *missing = "ECG20240101-00000000deadbeef";
+    struct seen s;
+    struct dels d;
+
+    handin_ok(f, "ISO-1", "<for-a/>", to_a, 1, ta);
+    handin_ok(f, "ISO-2", "<for-c/>", to_c, 1, tc);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_headers(f->q, "ppb", 10, env_cb, &s, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(queue_pull(f->q, "ppb", 10, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(queue_pull_one(f->q, "ppb", ta, env_cb, &s, f->err,
+                                    sizeof(f->err)), Q_NOTFOUND);
+    assert_int_equal(queue_track(f->q, "ppb", ta, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_NOTFOUND);
+    assert_int_equal(s.n, 0);
+    /* not yours and does not exist: the same answer, same err text */
+    snprintf(f->err, sizeof(f->err), "untouched");
+    assert_int_equal(queue_ack(f->q, "ppb", ta, Q_DELIVERED, "x", f->err,
+                               sizeof(f->err)), Q_NOTFOUND);
+    snprintf(e1, sizeof(e1), "%s", f->err);
+    snprintf(f->err, sizeof(f->err), "untouched");
+    assert_int_equal(queue_ack(f->q, "ppb", missing, Q_DELIVERED, "x",
+                               f->err, sizeof(f->err)), Q_NOTFOUND);
+    snprintf(e2, sizeof(e2), "%s", f->err);
+    assert_string_equal(e1, e2);
+    assert_int_equal(queue_pull_one(f->q, "ppb", missing, env_cb, &s, f->err,
+                                    sizeof(f->err)), Q_NOTFOUND);
+    assert_int_equal(queue_track(f->q, "ppb", missing, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_NOTFOUND);
+
+    /* a's delivery did not move; pulls by b did not mark it */
+    list(f, "ppa", -1, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.state[0], Q_WAITING);
+    assert_int_equal(d.pull_count[0], 0);
+
+    /* a sees only its own */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_headers(f->q, "ppa", 10, env_cb, &s, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.tracking[0], ta);
+    assert_int_equal(queue_pull_one(f->q, "ppa", tc, env_cb, &s, f->err,
+                                    sizeof(f->err)), Q_NOTFOUND);
+    /* partner ids are matched exactly */
+    assert_int_equal(queue_track(f->q, "PPA", ta, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_NOTFOUND);
+    assert_int_equal(queue_track(f->q, "ppa%", ta, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_NOTFOUND);
+}
+
+static void
+test_sender_track(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee mixed[] = {
+        { "ppa", Q_CH_PULL }, { "ppb", Q_CH_PULL }, { "ppa", Q_CH_SMTP }
+    };
+    char t[Q_TRACKING_MAX];
+    struct seen s;
+
+    handin_ok(f, "TR-1", "<t/>", mixed, 3, t);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_track(f->q, "nl-gw", t, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_false(s.had_content[0]);
+    assert_string_equal(s.tracking[0], t);
+    assert_int_equal(s.state[0], Q_WAITING);
+
+    /* ppa's pull delivered: ppa sees delivered (pull before mail), the
+     * sender still waiting (ppb and ppa's mail are not done) */
+    assert_int_equal(queue_ack(f->q, "ppa", t, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    assert_int_equal(track_state(f, "ppa", t), Q_DELIVERED);
+    assert_int_equal(track_state(f, "ppb", t), Q_WAITING);
+    assert_int_equal(track_state(f, "nl-gw", t), Q_WAITING);
+
+    /* mail still waiting, so the sender sees waiting even after ppb fails */
+    assert_int_equal(queue_ack(f->q, "ppb", t, Q_FAILED, "broken", f->err,
+                               sizeof(f->err)), Q_OK);
+    assert_int_equal(track_state(f, "nl-gw", t), Q_WAITING);
+
+    /* an unrelated partner cannot track */
+    assert_int_equal(queue_track(f->q, "ppz", t, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_NOTFOUND);
+}
+
+static void
+test_sender_summary_ranks(void **state)
+{
+    struct fixture *f = *state;
+    char t[Q_TRACKING_MAX];
+    struct seen s;
+
+    handin_ok(f, "RK-1", "<r/>", to_ab, 2, t);
+    assert_int_equal(queue_ack(f->q, "ppa", t, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_ack(f->q, "ppb", t, Q_DELIVERED_WARNINGS, "w",
+                               f->err, sizeof(f->err)), Q_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_track(f->q, "nl-gw", t, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_OK);
+    assert_int_equal(s.state[0], Q_DELIVERED_WARNINGS);
+    assert_string_equal(s.last_error[0], "w");
+
+    handin_ok(f, "RK-2", "<r/>", to_ab, 2, t);
+    assert_int_equal(queue_ack(f->q, "ppa", t, Q_NOT_READABLE, "nr", f->err,
+                               sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_ack(f->q, "ppb", t, Q_FAILED, "fl", f->err,
+                               sizeof(f->err)), Q_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_track(f->q, "nl-gw", t, env_cb, &s, f->err,
+                                 sizeof(f->err)), Q_OK);
+    assert_int_equal(s.state[0], Q_FAILED);
+    assert_string_equal(s.last_error[0], "fl");
+}
+
+static void
+test_limits(void **state)
+{
+    struct fixture *f = *state;
+    char t[5][Q_TRACKING_MAX], num[16];
+    struct seen s;
+    struct dels d;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        snprintf(num, sizeof(num), "LIM-%d", i);
+        handin_ok(f, num, num, to_a, 1, t[i]);
+    }
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_headers(f->q, "ppa", 3, env_cb, &s, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 3);
+    for (i = 0; i < 3; i++)
+        assert_string_equal(s.tracking[i], t[i]);      /* oldest first */
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_pull(f->q, "ppa", 2, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.tracking[0], t[0]);
+    assert_string_equal(s.tracking[1], t[1]);
+    assert_memory_equal(s.content[1], "LIM-1", 5);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_pull(f->q, "ppa", 0, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 0);
+
+    /* the callback stops after 3 of 5: only those it took are marked */
+    memset(&s, 0, sizeof(s));
+    s.stop_after = 3;
+    assert_int_equal(queue_pull(f->q, "ppa", 100, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 3);
+    list(f, "ppa", -1, Q_CH_PULL, 0, &d);
+    assert_int_equal(d.n, 5);
+    assert_int_equal(d.pull_count[0], 2);
+    assert_int_equal(d.pull_count[1], 2);
+    assert_int_equal(d.pull_count[2], 1);
+    assert_int_equal(d.pull_count[3], 0);
+    assert_int_equal(d.pull_count[4], 0);
+    assert_true(d.pulled_ms[3] == 0);
+
+    /* after acknowledging the oldest, the next ones move up */
+    assert_int_equal(queue_ack(f->q, "ppa", t[0], Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_headers(f->q, "ppa", 1, env_cb, &s, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.tracking[0], t[1]);
+}
+
+struct status_rows {
+    int n;
+    char partner[MAXROWS][Q_PARTNER_MAX];
+    int channel[MAXROWS], state[MAXROWS];
+    int64_t count[MAXROWS], oldest[MAXROWS], next[MAXROWS];
+};
+
+static int
+status_cb(void *arg, const struct q_status_row *r)
+{
+    struct status_rows *s = arg;
+
+    assert_true(s->n < MAXROWS);
+    snprintf(s->partner[s->n], Q_PARTNER_MAX, "%s", r->partner);
+    s->channel[s->n] = r->channel;
+    s->state[s->n] = r->state;
+    s->count[s->n] = r->count;
+    s->oldest[s->n] = r->oldest_ms;
+    s->next[s->n] = r->next_attempt_ms;
+    s->n++;
+    return 0;
+}
+
+static void
+test_op_status(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee to_am[] = {
+        { "ppa", Q_CH_PULL }, { "ppb", Q_CH_SMTP }
+    };
+    char t[Q_TRACKING_MAX], num[16];
+    struct status_rows s;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        snprintf(num, sizeof(num), "ST-%d", i);
+        handin_ok(f, num, num, to_am, 2, t);
+    }
+    assert_int_equal(queue_ack(f->q, "ppa", t, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_op_status(f->q, status_cb, &s, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 3);
+    /* ordered by partner, channel, state */
+    assert_string_equal(s.partner[0], "ppa");
+    assert_int_equal(s.channel[0], Q_CH_PULL);
+    assert_int_equal(s.state[0], Q_WAITING);
+    assert_int_equal(s.count[0], 2);
+    assert_int_equal(s.next[0], 0);
+    assert_true(s.oldest[0] > 0);
+    assert_string_equal(s.partner[1], "ppa");
+    assert_int_equal(s.state[1], Q_DELIVERED);
+    assert_int_equal(s.count[1], 1);
+    assert_string_equal(s.partner[2], "ppb");
+    assert_int_equal(s.channel[2], Q_CH_SMTP);
+    assert_int_equal(s.state[2], Q_WAITING);
+    assert_int_equal(s.count[2], 3);
+    assert_true(s.next[2] > 0);
+}
+
+static void
+test_op_list(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee to_am[] = {
+        { "ppa", Q_CH_PULL }, { "ppb", Q_CH_SMTP }, { "ppb", Q_CH_PULL }
+    };
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX];
+    struct dels d;
+
+    handin_ok(f, "L-1", "<1/>", to_am, 3, t1);
+    handin_ok(f, "L-2", "<2/>", to_am, 3, t2);
+    assert_int_equal(queue_ack(f->q, "ppb", t1, Q_FAILED, "bad", f->err,
+                               sizeof(f->err)), Q_OK);
+
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.n, 6);
+    assert_string_equal(d.tracking[0], t1);         /* oldest first */
+    assert_string_equal(d.tracking[5], t2);
+    list(f, "ppb", -1, 0, 0, &d);
+    assert_int_equal(d.n, 4);
+    list(f, "ppb", -1, Q_CH_SMTP, 0, &d);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.channel[0], Q_CH_SMTP);
+    assert_int_equal(d.channel[1], Q_CH_SMTP);
+    list(f, NULL, Q_FAILED, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.partner[0], "ppb");
+    assert_string_equal(d.tracking[0], t1);
+    assert_string_equal(d.last_error[0], "bad");
+    list(f, NULL, Q_WAITING, Q_CH_PULL, 0, &d);
+    assert_int_equal(d.n, 3);
+    list(f, NULL, -1, 0, 2, &d);
+    assert_int_equal(d.n, 2);
+    list(f, "nobody", -1, 0, 0, &d);
+    assert_int_equal(d.n, 0);
+    /* a filter of NULL lists everything */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(queue_op_list(f->q, NULL, del_cb, &d, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(d.n, 6);
+}
+
+struct show {
+    struct seen env;
+    struct dels dels;
+    int nev;
+    char ev_partner[MAXROWS][Q_PARTNER_MAX];
+    char ev_note[MAXROWS][64];
+    int ev_state[MAXROWS], ev_channel[MAXROWS];
+    int64_t ev_at[MAXROWS];
+};
+
+static int
+show_env_cb(void *arg, const struct q_envelope *e)
+{
+    return env_cb(&((struct show *)arg)->env, e);
+}
+
+static int
+show_del_cb(void *arg, const struct q_delivery *d)
+{
+    return del_cb(&((struct show *)arg)->dels, d);
+}
+
+static int
+show_ev_cb(void *arg, const struct q_event *ev)
+{
+    struct show *s = arg;
+
+    assert_true(s->nev < MAXROWS);
+    snprintf(s->ev_partner[s->nev], Q_PARTNER_MAX, "%s", ev->partner);
+    snprintf(s->ev_note[s->nev], 64, "%s", ev->note);
+    s->ev_state[s->nev] = ev->state;
+    s->ev_channel[s->nev] = ev->channel;
+    s->ev_at[s->nev] = ev->at_ms;
+    s->nev++;
+    return 0;
+}
+
+static void
+test_op_show(void **state)
+{
+    struct fixture *f = *state;
+    char t[Q_TRACKING_MAX];
+    struct show *s = calloc(1, sizeof(*s));
+
+    assert_non_null(s);
+    handin_ok(f, "SH-1", "<show/>", to_ab, 2, t);
+    assert_int_equal(queue_ack(f->q, "ppb", t, Q_DELIVERED_WARNINGS,
+                               "minor", f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_op_show(f->q, t, show_env_cb, show_del_cb,
+                                   show_ev_cb, s, f->err, sizeof(f->err)),
+                     Q_OK);
+    assert_int_equal(s->env.n, 1);
+    assert_true(s->env.had_content[0]);
+    assert_int_equal(s->env.content_len[0], 7);
+    assert_memory_equal(s->env.content[0], "<show/>", 7);
+    assert_int_equal(s->env.state[0], Q_WAITING);       /* summary */
+    assert_int_equal(s->dels.n, 2);
+    assert_string_equal(s->dels.partner[0], "ppa");
+    assert_int_equal(s->dels.state[0], Q_WAITING);
+    assert_string_equal(s->dels.partner[1], "ppb");
+    assert_int_equal(s->dels.state[1], Q_DELIVERED_WARNINGS);
+    assert_int_equal(s->nev, 3);
+    assert_string_equal(s->ev_partner[0], "ppa");
+    assert_int_equal(s->ev_state[0], Q_WAITING);
+    assert_string_equal(s->ev_note[0], "created");
+    assert_string_equal(s->ev_partner[1], "ppb");
+    assert_int_equal(s->ev_state[1], Q_WAITING);
+    assert_string_equal(s->ev_partner[2], "ppb");
+    assert_int_equal(s->ev_channel[2], Q_CH_PULL);
+    assert_int_equal(s->ev_state[2], Q_DELIVERED_WARNINGS);
+    assert_string_equal(s->ev_note[2], "minor");
+    assert_true(s->ev_at[2] >= s->ev_at[0]);
+
+    /* an idempotent second ack writes no event */
+    assert_int_equal(queue_ack(f->q, "ppb", t, Q_FAILED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    memset(s, 0, sizeof(*s));
+    assert_int_equal(queue_op_show(f->q, t, NULL, NULL, show_ev_cb, s,
+                                   f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(s->nev, 3);
+
+    assert_int_equal(queue_op_show(f->q, "ECG19990101-0123456789abcdef",
+                                   show_env_cb, show_del_cb, show_ev_cb, s,
+                                   f->err, sizeof(f->err)), Q_NOTFOUND);
+    free(s);
+}
+
+static void
+test_handin_errors(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee bad_ch[] = {
+        { "ppa", Q_CH_PULL }, { "ppb", 7 }
+    };
+    static const struct q_addressee bad_p[] = { { "", Q_CH_PULL } };
+    static const struct q_addressee twice[] = {
+        { "ppa", Q_CH_PULL }, { "ppa", Q_CH_PULL }
+    };
+    char t[Q_TRACKING_MAX], longnum[Q_NUMBER_MAX + 10];
+    struct dels d;
+    int dup = -1;
+
+    assert_int_equal(handin(f, "E-1", "<e/>", 4, bad_ch, 2, t, &dup),
+                     Q_ERR);
+    assert_string_equal(t, "");
+    assert_int_equal(dup, 0);
+    assert_false(queue_err_transient(f->q));
+    assert_non_null(strstr(f->err, "channel"));
+    assert_int_equal(handin(f, "E-1", "<e/>", 4, bad_p, 1, t, &dup), Q_ERR);
+    assert_int_equal(handin(f, "E-1", "<e/>", 4, to_a, 0, t, &dup), Q_ERR);
+    memset(longnum, 'n', sizeof(longnum));
+    longnum[sizeof(longnum) - 1] = '\0';
+    assert_int_equal(handin(f, longnum, "<e/>", 4, to_a, 1, t, &dup), Q_ERR);
+    assert_int_equal(handin(f, "", "<e/>", 4, to_a, 1, t, &dup), Q_ERR);
+    assert_int_equal(handin(f, "E-1", NULL, 4, to_a, 1, t, &dup), Q_ERR);
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.n, 0);
+
+    /* an addressee listed twice gets one delivery */
+    assert_int_equal(handin(f, "E-2", "<e/>", 4, twice, 2, t, &dup), Q_OK);
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+
+    /* empty content is stored as empty */
+    assert_int_equal(handin(f, "E-3", NULL, 0, to_ab, 2, t, &dup), Q_OK);
+    {
+        struct seen s;
+
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(queue_pull_one(f->q, "ppb", t, env_cb, &s, f->err,
+                                        sizeof(f->err)), Q_OK);
+        assert_int_equal(s.n, 1);
+        assert_true(s.had_content[0]);
+        assert_int_equal(s.content_len[0], 0);
+    }
+}
+
+static void
+test_integrity(void **state)
+{
+    struct fixture *f = *state;
+    char t[Q_TRACKING_MAX];
+
+    handin_ok(f, "IC-1", "<i/>", to_ab, 2, t);
+    assert_int_equal(queue_op_check(f->q, f->err, sizeof(f->err)), Q_OK);
+    assert_string_equal(f->err, "ok");
+}
+
+static void
+test_reopen(void **state)
+{
+    struct fixture *f = *state;
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX];
+    struct seen s;
+    struct dels d;
+    static const unsigned char bin[] = { 0, 1, '\r', '\n', 0, 0xff, 0 };
+
+    handin_ok(f, "RO-1", "<one/>", to_ab, 2, t1);
+    assert_int_equal(handin(f, "RO-2", bin, sizeof(bin), to_a, 1, t2, NULL),
+                     Q_OK);
+    assert_int_equal(queue_ack(f->q, "ppa", t1, Q_DELIVERED, "fine", f->err,
+                               sizeof(f->err)), Q_OK);
+    queue_close(f->q);
+    f->q = NULL;
+    assert_int_equal(queue_open(&f->q, f->path, 0, f->err, sizeof(f->err)),
+                     Q_OK);
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.state[0], Q_DELIVERED);
+    assert_string_equal(d.last_error[0], "fine");
+    assert_int_equal(d.state[1], Q_WAITING);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_pull(f->q, "ppa", 10, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.tracking[0], t2);
+    assert_int_equal(s.content_len[0], sizeof(bin));
+    assert_memory_equal(s.content[0], bin, sizeof(bin));
+    /* duplicates are still recognised after a reopen */
+    {
+        char t3[Q_TRACKING_MAX];
+        int dup = 0;
+
+        assert_int_equal(handin(f, "RO-1", "<one/>", 6, to_ab, 2, t3, &dup),
+                         Q_OK);
+        assert_int_equal(dup, 1);
+        assert_string_equal(t3, t1);
+    }
+}
+
+static int
+file_digest(const char *path, unsigned char *buf, size_t cap, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+
+    if (fp == NULL)
+        return -1;
+    *len = fread(buf, 1, cap, fp);
+    fclose(fp);
+    return 0;
+}
+
+static void
+test_readonly(void **state)
+{
+    struct fixture *f = *state;
+    static unsigned char before[1 << 16], after[1 << 16];
+    char t[Q_TRACKING_MAX], t2[Q_TRACKING_MAX], missing[160];
+    struct queue *ro = NULL;
+    struct status_rows s;
+    size_t nb = 0, na = 0;
+    struct stat sb;
+    sqlite3 *raw = NULL;
+    time_t t0;
+
+    handin_ok(f, "RD-1", "<r/>", to_a, 1, t);
+    queue_close(f->q);
+    f->q = NULL;
+    assert_int_equal(file_digest(f->path, before, sizeof(before), &nb), 0);
+    assert_true(nb > 0 && nb < sizeof(before));
+
+    snprintf(missing, sizeof(missing), "%s/nope.db", f->dir);
+    assert_int_equal(queue_open(&ro, missing, 1, f->err, sizeof(f->err)),
+                     Q_ERR);
+    assert_null(ro);
+    assert_non_null(strstr(f->err, "does not exist"));
+    assert_non_null(strstr(f->err, missing));
+    assert_int_equal(stat(missing, &sb), -1);
+
+    assert_int_equal(queue_open(&ro, f->path, 1, f->err, sizeof(f->err)),
+                     Q_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_op_status(ro, status_cb, &s, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.count[0], 1);
+    assert_int_equal(handin(&(struct fixture){ .q = ro }, "RD-2", "<x/>", 4,
+                            to_a, 1, t2, NULL), Q_ERR);
+    assert_string_equal(t2, "");
+    assert_int_equal(queue_ack(ro, "ppa", t, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_ERR);
+    assert_int_equal(queue_op_check(ro, f->err, sizeof(f->err)), Q_OK);
+
+    /* a writer holding the write lock does not block a reader */
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "BEGIN IMMEDIATE; UPDATE delivery"
+                                  " SET attempts = 5", NULL, NULL, NULL),
+                     SQLITE_OK);
+    t0 = time(NULL);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_op_status(ro, status_cb, &s, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_true(time(NULL) - t0 < 2);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(sqlite3_exec(raw, "ROLLBACK", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    queue_close(ro);
+
+    assert_int_equal(file_digest(f->path, after, sizeof(after), &na), 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(before, after, nb);
+
+    assert_int_equal(queue_open(&f->q, f->path, 0, f->err, sizeof(f->err)),
+                     Q_OK);
+}
+
+static void
+test_schema_version(void **state)
+{
+    struct fixture *f = *state;
+    struct queue *q2 = NULL;
+    sqlite3 *raw = NULL;
+    char other[160];
+
+    /* a second open of an existing store is fine (idempotent) */
+    assert_int_equal(queue_open(&q2, f->path, 0, f->err, sizeof(f->err)),
+                     Q_OK);
+    queue_close(q2);
+    q2 = NULL;
+
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    {
+        sqlite3_stmt *st = NULL;
+
+        /* version 1 recorded; the pull index is partial */
+        assert_int_equal(sqlite3_prepare_v2(raw, "SELECT (SELECT version"
+                         " FROM schema_version), sql FROM sqlite_master"
+                         " WHERE name = 'delivery_pull'", -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 1);
+        assert_non_null(strstr((const char *)sqlite3_column_text(st, 1),
+                               "WHERE channel = 1 AND state = 0"));
+        sqlite3_finalize(st);
+    }
+    assert_int_equal(sqlite3_exec(raw, "UPDATE schema_version SET version"
+                                  " = 2", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(queue_open(&q2, f->path, 0, f->err, sizeof(f->err)),
+                     Q_ERR);
+    assert_null(q2);
+    assert_non_null(strstr(f->err, "schema version 2"));
+    assert_int_equal(queue_open(&q2, f->path, 1, f->err, sizeof(f->err)),
+                     Q_ERR);
+    assert_null(q2);
+
+    /* an SQLite file that is not ours is refused, not written to */
+    snprintf(other, sizeof(other), "%s/other.db", f->dir);
+    assert_int_equal(sqlite3_open(other, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "CREATE TABLE t (x)", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(queue_open(&q2, other, 0, f->err, sizeof(f->err)),
+                     Q_ERR);
+    assert_null(q2);
+    assert_non_null(strstr(f->err, "not an ecert-gateway store"));
+}
+
+static void
+explain(struct fixture *f, const char *which, char *plan, size_t len)
+{
+    assert_int_equal(queue_explain(f->q, which, plan, len), Q_OK);
+    if (getenv("TEST_QUEUE_PLANS") != NULL)
+        fprintf(stderr, "-- %s\n%s", which, plan);
+}
+
+static void
+test_query_plans(void **state)
+{
+    struct fixture *f = *state;
+    char plan[2048];
+
+    explain(f, "pull", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "USING COVERING INDEX delivery_pull"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    assert_null(strstr(plan, "SCAN"));
+
+    explain(f, "headers", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "USING COVERING INDEX delivery_pull"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    assert_null(strstr(plan, "SCAN"));
+
+    explain(f, "lookup", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "INDEX"));
+    assert_non_null(strstr(plan, "issuer=? AND number=?"));
+    assert_null(strstr(plan, "SCAN"));
+
+    explain(f, "duplicate", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "certificate_digest"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+
+    explain(f, "status", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "COVERING INDEX delivery_status"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+
+    explain(f, "ack", plan, sizeof(plan));
+    assert_null(strstr(plan, "SCAN"));
+    explain(f, "pull_one", plan, sizeof(plan));
+    assert_null(strstr(plan, "SCAN"));
+    explain(f, "track", plan, sizeof(plan));
+    assert_null(strstr(plan, "SCAN c"));
+
+    assert_int_equal(queue_explain(f->q, "nonsense", plan, sizeof(plan)),
+                     Q_ERR);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test_setup_teardown(test_handin_and_pull_bytes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sha256_known, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_machine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replacement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sender_track, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sender_summary_ranks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_show, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handin_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_integrity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_version, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
