@@ -31,11 +31,12 @@ QUEUE_SRC  := $(wildcard queue/*.c)
 CONFIG_SRC := $(wildcard config/*.c)
 GW_ALL     := $(wildcard gateway/*.c)
 GW_MAINS   := gateway/ecertd.c gateway/ecertctl.c
-GW_DAEMON  := $(filter gateway/server_% gateway/hub_%,$(GW_ALL))
+GW_DAEMON  := $(filter gateway/server_% gateway/hub_% gateway/push%,$(GW_ALL))
 GW_COMMON  := $(filter-out $(GW_MAINS) $(GW_DAEMON),$(GW_ALL))
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 CORE_OBJ   := $(call obj,$(QUEUE_SRC) $(CONFIG_SRC) $(GW_COMMON))
+PUSH_OBJ   := $(call obj,$(filter gateway/push%,$(GW_ALL)))
 DAEMON_OBJ := $(call obj,$(GW_DAEMON) gateway/ecertd.c) $(B)/obj/gen/soapC.o $(B)/obj/gen/soapServer.o
 CTL_OBJ    := $(call obj,gateway/ecertctl.c)
 
@@ -75,14 +76,14 @@ $(B)/obj/%.o: %.c $(GEN)/soapStub.h
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(B)/ecertd: $(DAEMON_OBJ) $(CORE_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lesmtp -lm
 $(B)/ecertctl: $(CTL_OBJ) $(CORE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- tests -----------------------------------------------------------------
-$(B)/tests/%: tests/unit/%.c $(CORE_OBJ)
+$(B)/tests/%: tests/unit/%.c $(CORE_OBJ) $(PUSH_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(XCFLAGS) -I$(GEN) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(XCFLAGS) -I$(GEN) -o $@ $^ $(LDLIBS) -lesmtp -lm -lcmocka
 
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail

@@ -15,6 +15,10 @@
  *      submit FILE --to CC [--type N] [--status N]
  *      validate FILE [--schema-dir DIR]
  *      check
+ *      retry TRACKING | retry --partner P
+ *      hold TRACKING | hold --partner P
+ *      release TRACKING | release --partner P
+ *      purge TRACKING --yes
  *
  * DESCRIPTION
  *      ecertctl opens the same SQLite store as ecertd, directly, through
@@ -24,6 +28,19 @@
  *      this gateway's own country with sender "operator", through the same
  *      content checks (sps.h) and routing rules (route.h) as a SOAP
  *      hand-in.  It never speaks SOAP.
+ *
+ *      The repair commands open the store for writing and act on the
+ *      deliveries of one tracking number, or with --partner on all the
+ *      deliveries of one partner (exactly one of the two):
+ *      retry makes the mail deliveries that are waiting, deferred or dead
+ *      due now (dead ones come back as deferred, attempts kept); hold
+ *      holds every delivery that is not final (a held pull delivery is not
+ *      offered, a held mail one is not sent); release puts held ones back
+ *      to waiting.  purge (tracking number only, and only with --yes)
+ *      deletes the dead or held deliveries and their history; the
+ *      certificate stays.  Each prints how many deliveries changed; none
+ *      is not an error.  With a configuration loaded, --partner must name
+ *      a configured partner; with --store alone any id is taken.
  *
  *      Global options may stand before or after the command.  The
  *      configuration file is -c CONFIG, else $ECERT_CONFIG, else
@@ -37,9 +54,9 @@
  *      control characters in stored strings are shown as '?'.
  *
  * DIAGNOSTICS
- *      Exit status 0 success, 1 not found (show of an unknown tracking
- *      number), 2 usage error, 3 failure (configuration, store, file or
- *      validation).  Messages go to stderr and name the file, line or
+ *      Exit status 0 success, 1 not found (an unknown tracking number, or
+ *      an unknown partner), 2 usage error, 3 failure (configuration,
+ *      store, file or validation).  Messages go to stderr and name the file, line or
  *      field concerned; configuration errors are printed as config_load()
  *      words them ("file:line: what is wrong").
  *
@@ -108,6 +125,7 @@ enum {
     OPT_TYPE       = 1u << 6,
     OPT_STATUS     = 1u << 7,
     OPT_SCHEMA_DIR = 1u << 8,
+    OPT_YES        = 1u << 9,
 };
 
 /* getopt_long values of the long-only options. */
@@ -124,6 +142,7 @@ enum {
     LO_TYPE,
     LO_STATUS,
     LO_VERSION,
+    LO_YES,
 };
 
 struct ctl_opts {
@@ -132,7 +151,7 @@ struct ctl_opts {
     const char *schema_dir;       /* --schema-dir */
     int json;
     int help, version;
-    const char *partner;          /* list --partner */
+    const char *partner;          /* list, retry, hold, release --partner */
     const char *state_name;       /* list --state */
     const char *channel_name;     /* list --channel */
     const char *limit_arg;        /* list --limit */
@@ -140,6 +159,7 @@ struct ctl_opts {
     const char *to;               /* submit --to */
     const char *type_arg;         /* submit --type */
     const char *status_arg;       /* submit --status */
+    int yes;                      /* purge --yes */
     unsigned seen;                /* OPT_* given */
     const char *words[CTL_MAX_ARGS];  /* command and its arguments */
     size_t nwords;
@@ -158,12 +178,14 @@ struct ctl_command {
     int (*run)(struct ctl *c);
     unsigned options;             /* OPT_* it accepts */
     size_t nargs;                 /* positional arguments it needs */
+    size_t nopt;                  /* optional ones that may follow */
     const char *args;             /* their names, for messages */
 };
 
 static const char ctl_hint[] =
     "usage: " CTL_NAME " [-c CONFIG] [--store PATH] [--json] "
-    "status|list|show|submit|validate|check [ARGS]  "
+    "status|list|show|submit|validate|check|\n"
+    "       retry|hold|release|purge [ARGS]  "
     "(" CTL_NAME " --help for more)\n";
 
 static const char ctl_help[] =
@@ -187,6 +209,20 @@ static const char ctl_help[] =
     "                                 check FILE against the SPSCertificate "
     "schema\n"
     "  check                          integrity check of the store\n"
+    "\n"
+    "Repair (the deliveries of one tracking number, or with --partner of one\n"
+    "partner; exactly one of the two):\n"
+    "  retry TRACKING|--partner P     mail deliveries waiting, deferred or "
+    "dead:\n"
+    "                                 due now (dead ones come back as "
+    "deferred)\n"
+    "  hold TRACKING|--partner P      deliveries not final: held (not offered, "
+    "not sent)\n"
+    "  release TRACKING|--partner P   held deliveries: back to waiting\n"
+    "  purge TRACKING --yes           delete the dead or held deliveries of "
+    "TRACKING\n"
+    "                                 and their history (the certificate "
+    "stays)\n"
     "\n"
     "Options (before or after the command):\n"
     "  -c, --config FILE   configuration (default: $ECERT_CONFIG, else "
@@ -213,6 +249,7 @@ static const struct option ctl_long_options[] = {
     { "type",       required_argument, NULL, LO_TYPE },
     { "status",     required_argument, NULL, LO_STATUS },
     { "version",    no_argument,       NULL, LO_VERSION },
+    { "yes",        no_argument,       NULL, LO_YES },
     { NULL,         0,                 NULL, 0 },
 };
 
@@ -226,6 +263,7 @@ static const struct {
     { OPT_CONTENT, "--content" },   { OPT_TO, "--to" },
     { OPT_TYPE, "--type" },         { OPT_STATUS, "--status" },
     { OPT_SCHEMA_DIR, "--schema-dir" },
+    { OPT_YES, "--yes" },
 };
 
 /* ---- messages -------------------------------------------------------- */
@@ -775,7 +813,8 @@ status_print_json(const struct status_acc *acc, int64_t now, int64_t oldest)
         json_object_set_new(o, "state", ctl_jstr(q_state_name(r->state)));
         json_object_set_new(o, "count", json_integer(r->count));
         json_object_set_new(o, "oldest", ctl_jtime(r->oldest_ms));
-        if (r->next_attempt_ms > 0)
+        /* mail rows always carry it (null: nothing scheduled) */
+        if (r->channel == Q_CH_SMTP || r->next_attempt_ms > 0)
             json_object_set_new(o, "next_attempt",
                                 ctl_jtime(r->next_attempt_ms));
         json_array_append_new(arr, o);
@@ -1401,17 +1440,154 @@ cmd_check(struct ctl *c)
     return EXIT_OK;
 }
 
+/* ---- repair: retry, hold, release, purge ------------------------------ */
+
+enum repair_verb { REPAIR_RETRY, REPAIR_HOLD, REPAIR_RELEASE, REPAIR_PURGE };
+
+static const struct {
+    const char *name;
+    const char *done;             /* "N deliveries <done>" */
+} repair_words[] = {
+    [REPAIR_RETRY]   = { "retry",   "due now" },
+    [REPAIR_HOLD]    = { "hold",    "held" },
+    [REPAIR_RELEASE] = { "release", "released" },
+    [REPAIR_PURGE]   = { "purge",   "deleted" },
+};
+
+/* ctl_partner_known - 1 if the configuration defines partner id */
+static int
+ctl_partner_known(const struct config *cfg, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->npartners; i++)
+        if (strcmp(cfg->partners[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* repair_run - one repair verb on the deliveries of a tracking number (the
+ * command's argument) or of a partner (--partner) */
+static int
+repair_run(struct ctl *c, enum repair_verb verb)
+{
+    char err[CTL_ERR_MAX], who[Q_TRACKING_MAX + Q_PARTNER_MAX];
+    const char *name = repair_words[verb].name;
+    const char *tracking = c->o.nwords > 1 ? c->o.words[1] : NULL;
+    const char *partner = c->o.partner;
+    int rc, qrc = Q_ERR, n = 0;
+    int64_t now;
+
+    if ((tracking == NULL) == (partner == NULL))
+        return ctl_usage("%s: give either TRACKING or --partner P, "
+                         "not both and not neither", name);
+    if (tracking != NULL && *tracking == '\0')
+        return ctl_usage("%s: empty tracking number", name);
+    if (partner != NULL && *partner == '\0')
+        return ctl_usage("--partner: empty partner id");
+    if (verb == REPAIR_PURGE && !c->o.yes)
+        return ctl_usage("purge deletes deliveries; add --yes");
+    ctl_safe(tracking != NULL ? tracking : partner, who, sizeof(who));
+
+    /* The configuration, when there is one to read, says which partners
+     * exist; with --store alone any id is taken (it may match nothing). */
+    if (c->o.store == NULL || c->o.config_path != NULL) {
+        rc = ctl_config(c);
+        if (rc != 0)
+            return rc;
+    }
+    if (partner != NULL &&
+        (strlen(partner) >= Q_PARTNER_MAX ||
+         (c->cfg != NULL && !ctl_partner_known(c->cfg, partner)))) {
+        ctl_warn("%s: no such partner", who);
+        return EXIT_NOTFOUND;
+    }
+    rc = ctl_store_open(c, 0);
+    if (rc != 0)
+        return rc;
+
+    now = ctl_now_ms();
+    err[0] = '\0';
+    switch (verb) {
+    case REPAIR_RETRY:
+        qrc = queue_op_retry(c->q, tracking, partner, now, &n, err,
+                             sizeof(err));
+        break;
+    case REPAIR_HOLD:
+        qrc = queue_op_hold(c->q, tracking, partner, &n, err, sizeof(err));
+        break;
+    case REPAIR_RELEASE:
+        qrc = queue_op_release(c->q, tracking, partner, now, &n, err,
+                               sizeof(err));
+        break;
+    case REPAIR_PURGE:
+        qrc = queue_op_purge(c->q, tracking, &n, err, sizeof(err));
+        break;
+    }
+    if (qrc == Q_NOTFOUND) {
+        ctl_warn("%s: %s", who, tracking != NULL ? "no such tracking number"
+                                                 : "no such partner");
+        return EXIT_NOTFOUND;
+    }
+    if (qrc != Q_OK) {
+        ctl_warn("%s %s: %s%s", name, who, err[0] != '\0' ? err : "failed",
+                 queue_err_transient(c->q) ? " (try again later)" : "");
+        return EXIT_FAIL;
+    }
+    if (c->o.json) {
+        json_t *o = json_object();
+
+        if (o != NULL)
+            json_object_set_new(o, "changed", json_integer(n));
+        return ctl_json_print(o) == 0 ? EXIT_OK : EXIT_FAIL;
+    }
+    if (printf("%d deliver%s %s\n", n, n == 1 ? "y" : "ies",
+               repair_words[verb].done) < 0 || fflush(stdout) != 0) {
+        ctl_warn("write to stdout: %s", strerror(errno));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static int
+cmd_retry(struct ctl *c)
+{
+    return repair_run(c, REPAIR_RETRY);
+}
+
+static int
+cmd_hold(struct ctl *c)
+{
+    return repair_run(c, REPAIR_HOLD);
+}
+
+static int
+cmd_release(struct ctl *c)
+{
+    return repair_run(c, REPAIR_RELEASE);
+}
+
+static int
+cmd_purge(struct ctl *c)
+{
+    return repair_run(c, REPAIR_PURGE);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static const struct ctl_command ctl_commands[] = {
-    { "status",   cmd_status,   0, 0, "" },
+    { "status",   cmd_status,   0, 0, 0, "" },
     { "list",     cmd_list,     OPT_PARTNER | OPT_STATE | OPT_CHANNEL |
-                                OPT_LIMIT, 0, "" },
-    { "show",     cmd_show,     OPT_CONTENT, 1, "TRACKING" },
+                                OPT_LIMIT, 0, 0, "" },
+    { "show",     cmd_show,     OPT_CONTENT, 1, 0, "TRACKING" },
     { "submit",   cmd_submit,   OPT_TO | OPT_TYPE | OPT_STATUS |
-                                OPT_SCHEMA_DIR, 1, "FILE" },
-    { "validate", cmd_validate, OPT_SCHEMA_DIR, 1, "FILE" },
-    { "check",    cmd_check,    0, 0, "" },
+                                OPT_SCHEMA_DIR, 1, 0, "FILE" },
+    { "validate", cmd_validate, OPT_SCHEMA_DIR, 1, 0, "FILE" },
+    { "check",    cmd_check,    0, 0, 0, "" },
+    { "retry",    cmd_retry,    OPT_PARTNER, 0, 1, "TRACKING" },
+    { "hold",     cmd_hold,     OPT_PARTNER, 0, 1, "TRACKING" },
+    { "release",  cmd_release,  OPT_PARTNER, 0, 1, "TRACKING" },
+    { "purge",    cmd_purge,    OPT_YES, 1, 0, "TRACKING" },
 };
 
 /* ctl_parse_args - fill o from argv; 0 ok, else an exit status
@@ -1485,6 +1661,10 @@ ctl_parse_args(int argc, char **argv, struct ctl_opts *o)
         case LO_VERSION:
             o->version = 1;
             break;
+        case LO_YES:
+            o->yes = 1;
+            o->seen |= OPT_YES;
+            break;
         default:
             /* getopt_long has named the option already. */
             fputs(ctl_hint, stderr);
@@ -1545,9 +1725,9 @@ main(int argc, char **argv)
         rc = ctl_usage("%s: missing argument %s", cmd->name, cmd->args);
         goto out;
     }
-    if (c.o.nwords - 1 > cmd->nargs) {
+    if (c.o.nwords - 1 > cmd->nargs + cmd->nopt) {
         rc = ctl_usage("%s: unexpected argument '%s'", cmd->name,
-                       c.o.words[1 + cmd->nargs]);
+                       c.o.words[1 + cmd->nargs + cmd->nopt]);
         goto out;
     }
     rc = cmd->run(&c);

@@ -18,6 +18,7 @@
 #include "stdsoap2.h"
 #include "config.h"
 #include "log.h"
+#include "push.h"
 #include "queue.h"
 #include "server.h"
 #include "sps.h"
@@ -51,6 +52,7 @@ main(int argc, char **argv)
     struct config *cfg = NULL;
     struct sps_schema *schema = NULL;
     struct queue *q = NULL;
+    struct push *push = NULL;
     struct gateway gw;
     struct sigaction sa;
     int opt, foreground = 0, test = 0, rc = 1;
@@ -99,6 +101,10 @@ main(int argc, char **argv)
         fprintf(stderr, "ecertd: %s: %s\n", path, err);
         goto out;
     }
+    if (push_init(cfg, &push, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ecertd: %s: mail: %s\n", path, err);
+        goto out;
+    }
     if (test) {
         printf("configuration OK\n");
         rc = 0;
@@ -131,10 +137,16 @@ main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
+    if (push_start(push, err, sizeof(err)) != 0) {
+        log_error("mail push: %s", err);
+        goto out;
+    }
     gw.cfg = cfg;
     gw.schema = schema;
+    gw.push = push;
     rc = server_run(&gw, &stopping);
 out:
+    push_stop(push);
     sps_schema_free(schema);
     config_free(cfg);
     return rc;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "soapH.h"
+#include "push.h"
 #include "route.h"
 #include "server.h"
 
@@ -275,6 +276,8 @@ handin(struct soap *soap, const struct hub__Envelope *env,
     }
     if (dup)
         snprintf(r->note, sizeof(r->note), "duplicate");
+    else
+        push_kick(r->gw->push);     /* mail deliveries may be due now */
     h = soap_new_hub__EnvelopeHeader(soap, -1);
     if (h == NULL) {
         rc = hub_fault(soap, 0, "out of memory; try again later");

@@ -56,17 +56,24 @@ route_handin(const struct config *c, const struct partner *caller,
     }
     for (i = 0; i < c->npartners; i++) {
         const struct partner *p = &c->partners[i];
+        int ch;
 
-        if (strcmp(p->country, to) != 0 || !(p->roles & ROLE_PULL))
+        if (strcmp(p->country, to) != 0)
             continue;
-        if (*n == max) {
-            snprintf(err, errlen, "To: %s has more than %zu receiving "
-                     "partners", to, max);
-            return -1;
+        for (ch = Q_CH_PULL; ch <= Q_CH_SMTP; ch++) {
+            if (ch == Q_CH_PULL && !(p->roles & ROLE_PULL))
+                continue;
+            if (ch == Q_CH_SMTP && p->mail == NULL)
+                continue;
+            if (*n == max) {
+                snprintf(err, errlen, "To: %s has more than %zu receiving "
+                         "channels", to, max);
+                return -1;
+            }
+            out[*n].partner = p->id;
+            out[*n].channel = ch;
+            (*n)++;
         }
-        out[*n].partner = p->id;
-        out[*n].channel = Q_CH_PULL;
-        (*n)++;
     }
     if (*n == 0) {
         snprintf(err, errlen, "To: no partner of this gateway receives "

@@ -21,7 +21,9 @@
  * Rules: the caller needs the submit role; `from` must be the caller's
  * own country (the gateway's country for the operator); a partner of
  * another country may only address this gateway's country; at least one
- * configured partner must receive for `to`.  0 ok; -1 with err filled
+ * configured partner must receive for `to`.  Addressees: every partner
+ * of country `to`, once per channel it receives on (pull role: pull;
+ * a mail group: smtp).  0 ok; -1 with err filled
  * (a message fit for a SOAP fault: it names only the caller's own data
  * and the header fields). */
 int route_handin(const struct config *c, const struct partner *caller,

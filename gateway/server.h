@@ -17,9 +17,11 @@
 struct soap;
 
 /* Process-wide and read-only once the server runs. */
+struct push;
 struct gateway {
     const struct config *cfg;
     const struct sps_schema *schema;
+    struct push *push;               /* NULL: no mail push configured */
 };
 
 /* One request on one connection, as seen by the operations

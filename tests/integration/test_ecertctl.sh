@@ -101,8 +101,16 @@ cp "$T/tls/server.crt" "$T/tls/ca.crt"
 FP_ISSUER=sha256:$(printf '%064x' 1)
 FP_EC=sha256:$(printf '%064x' 2)
 
-# write_config DIR COUNTRY [MAX_REQUEST_BYTES]: DIR/ecertd.conf, store in DIR
+# write_config DIR COUNTRY [MAX_REQUEST_BYTES [mail]]: DIR/ecertd.conf, store
+# in DIR; "mail" adds the mail group and lets ec-nppo receive by mail too
 write_config() {
+    local mail_group="" partner_mail=""
+    if [ "${4:-}" = mail ]; then
+        mail_group='mail = { sender = "ecert@gw.invalid"; ehlo = "gw.invalid";
+  signing = { cert = "../tls/server.crt"; key = "../tls/server.key"; };
+  relay = { host = "127.0.0.1"; port = 2525; starttls = "off"; }; };'
+        partner_mail=' mail = { to = [ "x@ec.invalid" ]; };'
+    fi
     mkdir -p "$1"
     cat >"$1/ecertd.conf" <<EOF
 # test configuration for ecertctl
@@ -112,9 +120,10 @@ tls = { cert = "../tls/server.crt"; key = "../tls/server.key"; ca = "../tls/ca.c
 store = "ecert.db";
 schema_dir = "$SCHEMA_DIR";
 limits = { max_request_bytes = ${3:-4194304}; xml_depth = 64; max_pull = 50; };
+$mail_group
 partners = (
   { id = "bo-issuer"; country = "BO"; roles = [ "submit" ]; fingerprint = "$FP_ISSUER"; },
-  { id = "ec-nppo";  country = "EC"; roles = [ "submit", "pull" ]; fingerprint = "$FP_EC"; }
+  { id = "ec-nppo";  country = "EC"; roles = [ "submit", "pull" ]; fingerprint = "$FP_EC";$partner_mail }
 );
 EOF
 }
@@ -122,9 +131,12 @@ EOF
 write_config "$T/bo" BO
 write_config "$T/nl" NL
 write_config "$T/small" BO 1024
+write_config "$T/mail" BO 4194304 mail
 BO_CONF=$T/bo/ecertd.conf
 NL_CONF=$T/nl/ecertd.conf
 STORE=$T/bo/ecert.db
+MAIL_CONF=$T/mail/ecertd.conf
+MAIL_STORE=$T/mail/ecert.db
 
 # A configuration with a syntax error on line 3.
 mkdir -p "$T/bad"
@@ -136,7 +148,9 @@ export ECERT_CONFIG=$T/nonexistent.conf
 
 # ---- general usage --------------------------------------------------------
 run --help
-check "--help exits 0 and lists the commands" eval 'rc_is 0 && out_has submit'
+check "--help exits 0 and lists the commands" \
+    eval 'rc_is 0 && out_has submit && out_has "retry TRACKING\|--partner P" &&
+          out_has "purge TRACKING --yes"'
 run --version
 check "--version exits 0" eval 'rc_is 0 && out_has ecertctl'
 run
@@ -290,5 +304,153 @@ check "check: store OK" eval 'rc_is 0 && out_has "^store OK$"'
 
 run --store "$T/not-a-dir/ecert.db" check
 check "check on a store that cannot be opened: exit 3" eval 'rc_is 3'
+
+# ---- repair: retry, hold, release, purge ----------------------------------
+# The push worker does not run here: the mail delivery is moved by hand.
+
+# sql STATEMENT: run it on the mail store
+sql() { sqlite3 "$MAIL_STORE" "$1"; }
+
+# smtp_row FIELD: the field of the (first) smtp delivery in `list --json`
+# output; all_of FIELD: that field of every delivery, sorted, space separated
+all_of() { json "\" \".join(sorted(str(r[\"$1\"]) for r in d))"; }
+smtp_row() { json "[r[\"$1\"] for r in d if r[\"channel\"] == \"smtp\"][0]"; }
+
+if ! command -v sqlite3 >/dev/null 2>&1; then
+    rc=127
+    : >"$T/out"
+    echo "sqlite3 not found" >"$T/err"
+    not_ok "sqlite3 is installed (needed for the repair checks)"
+    finish
+fi
+
+run -c "$MAIL_CONF" submit "$BO_SAMPLE" --to EC
+MT=$(head -n 1 "$T/out")
+run -c "$MAIL_CONF" list
+check "submit with a mail partner: a pull and an smtp delivery, waiting" \
+    eval 'rc_is 0 && [ -n "$MT" ] && out_has "$MT +ec-nppo +pull +waiting " &&
+          out_has "$MT +ec-nppo +smtp +waiting "'
+
+sql "UPDATE delivery SET state = 7, attempts = 3,
+     last_error = '550 5.1.1 no such user' WHERE channel = 2"
+run -c "$MAIL_CONF" list --state dead
+check "list --state dead: the smtp delivery with its last error" \
+    eval 'rc_is 0 && out_has "$MT +ec-nppo +smtp +dead +3 .*550 5\.1\.1 no such user$" &&
+          ! out_has " pull "'
+
+run -c "$MAIL_CONF" list --state dead --json
+check "list --state dead --json: last_error" \
+    eval 'rc_is 0 && json_ok && [ "$(json "d[0][\"last_error\"]")" = "550 5.1.1 no such user" ]'
+
+BEFORE=$(date +%s)
+run -c "$MAIL_CONF" retry "$MT"
+check "retry TRACKING: 1 delivery due now" eval 'rc_is 0 && out_has "^1 delivery due now$"'
+
+run -c "$MAIL_CONF" list --json
+check "after retry: smtp deferred, attempts kept, due now; pull untouched" \
+    eval 'rc_is 0 && json_ok && [ "$(smtp_row state)" = deferred ] &&
+          [ "$(smtp_row attempts)" = 3 ] && [ "$(all_of state)" = "deferred waiting" ] &&
+          NA=$(smtp_row next_attempt) &&
+          [ "$(date -u -d "$NA" +%s)" -ge "$((BEFORE - 1))" ] &&
+          [ "$(date -u -d "$NA" +%s)" -le "$(($(date +%s) + 1))" ]'
+
+run -c "$MAIL_CONF" status
+check "status: the smtp row shows the next retry time" \
+    eval 'rc_is 0 && out_has "ec-nppo +smtp +deferred +1 +[0-9T:-]+Z +[0-9]{4}-[0-9T:-]+Z$"'
+
+run -c "$MAIL_CONF" status --json
+check "status --json: the smtp row has next_attempt, a time" \
+    eval 'rc_is 0 && json_ok &&
+          [ "$(json "[r[\"next_attempt\"] for r in d[\"deliveries\"] if r[\"channel\"] == \"smtp\"][0][:2]")" = 20 ]'
+
+run -c "$MAIL_CONF" hold "$MT"
+check "hold TRACKING: both deliveries held" eval 'rc_is 0 && out_has "^2 deliveries held$"'
+
+run -c "$MAIL_CONF" list --state held --json
+check "after hold: the pull and the smtp delivery are held" \
+    eval 'rc_is 0 && json_ok && [ "$(all_of channel)" = "pull smtp" ]'
+
+run -c "$MAIL_CONF" --json hold "$MT"
+check "hold again --json: parses, changed 0" \
+    eval 'rc_is 0 && json_ok && [ "$(json "d[\"changed\"]")" = 0 ]'
+
+run -c "$MAIL_CONF" release "$MT" --json
+check "release --json: parses, changed 2" \
+    eval 'rc_is 0 && json_ok && [ "$(json "d[\"changed\"]")" = 2 ]'
+
+run -c "$MAIL_CONF" list --json
+check "after release: both waiting" \
+    eval 'rc_is 0 && json_ok && [ "$(all_of state)" = "waiting waiting" ]'
+
+run -c "$MAIL_CONF" purge "$MT"
+check "purge without --yes: exit 2" \
+    eval 'rc_is 2 && err_has "purge deletes deliveries; add --yes"'
+
+run -c "$MAIL_CONF" purge "$MT" --yes
+check "purge --yes of waiting deliveries: 0 deleted" \
+    eval 'rc_is 0 && out_has "^0 deliveries deleted$"'
+
+run -c "$MAIL_CONF" list --json
+check "after purging nothing: both deliveries still there" \
+    eval 'rc_is 0 && json_ok && [ "$(json "len(d)")" = 2 ]'
+
+sql "UPDATE delivery SET state = 7, last_error = '550 5.1.1 no such user' WHERE channel = 2"
+run -c "$MAIL_CONF" --json retry --partner ec-nppo
+check "retry --partner --json: parses, changed 1 (mail only)" \
+    eval 'rc_is 0 && json_ok && [ "$(json "d[\"changed\"]")" = 1 ]'
+
+run --store "$MAIL_STORE" hold --partner ec-nppo
+check "hold --partner with --store only: both held" eval 'rc_is 0 && out_has "^2 deliveries held$"'
+
+run --store "$MAIL_STORE" release --partner ec-nppo
+check "release --partner: both released" eval 'rc_is 0 && out_has "^2 deliveries released$"'
+
+sql "UPDATE delivery SET state = 7, last_error = '550 5.1.1 no such user' WHERE channel = 2"
+run -c "$MAIL_CONF" purge --yes "$MT"
+check "purge --yes of a dead delivery: 1 deleted" \
+    eval 'rc_is 0 && out_has "^1 delivery deleted$"'
+
+run -c "$MAIL_CONF" list --json
+check "after purge: only the pull delivery is left" \
+    eval 'rc_is 0 && json_ok && [ "$(all_of channel)" = pull ]'
+
+run -c "$MAIL_CONF" show "$MT"
+check "after purge: the certificate stays, history notes the operator" \
+    eval 'rc_is 0 && out_has "^number: +491412337BO$" && out_has "pull +held +operator$" &&
+          ! out_has " smtp "'
+
+run --json -c "$MAIL_CONF" purge --yes "$MT"
+check "purge --json: parses, changed 0" \
+    eval 'rc_is 0 && json_ok && [ "$(json "d[\"changed\"]")" = 0 ]'
+
+for verb in retry hold release; do
+    run -c "$MAIL_CONF" "$verb" NO-SUCH-TRACKING-0000
+    check "$verb of an unknown tracking number: exit 1" \
+        eval 'rc_is 1 && err_has "NO-SUCH-TRACKING-0000: no such tracking number"'
+done
+run -c "$MAIL_CONF" purge NO-SUCH-TRACKING-0000 --yes
+check "purge of an unknown tracking number: exit 1" \
+    eval 'rc_is 1 && err_has "no such tracking number"'
+
+run -c "$MAIL_CONF" retry "$MT" --partner ec-nppo
+check "retry with both TRACKING and --partner: exit 2" eval 'rc_is 2 && err_has "usage:"'
+run -c "$MAIL_CONF" hold
+check "hold with neither TRACKING nor --partner: exit 2" eval 'rc_is 2 && err_has "usage:"'
+run -c "$MAIL_CONF" release "$MT" extra
+check "release with two arguments: exit 2" eval 'rc_is 2 && err_has extra'
+run -c "$MAIL_CONF" purge --partner ec-nppo --yes
+check "purge --partner: exit 2" eval 'rc_is 2 && err_has "--partner"'
+run -c "$MAIL_CONF" retry "$MT" --yes
+check "retry --yes: exit 2" eval 'rc_is 2 && err_has "--yes"'
+
+run -c "$MAIL_CONF" retry --partner no-such-partner
+check "retry --partner unknown to the config: exit 1" \
+    eval 'rc_is 1 && err_has "no-such-partner: no such partner"'
+run --store "$MAIL_STORE" retry --partner no-such-partner
+check "retry --partner with --store only: accepted, 0 changed" \
+    eval 'rc_is 0 && out_has "^0 deliveries due now$"'
+
+run --store "$T/not-a-dir/ecert.db" hold "$MT"
+check "hold on a store that cannot be opened: exit 3" eval 'rc_is 3'
 
 finish
