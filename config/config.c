@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
@@ -22,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -29,6 +31,9 @@
 
 #define CFG_FILE_MAX (1024 * 1024)  /* largest accepted config file */
 #define SCHEMA_MAIN "data/standard/SPSCertificate_17p0.xsd"
+#define AUTH_FILE_MAX 1024          /* largest accepted relay auth_file */
+#define ADDR_MAX 254                /* longest accepted mail address */
+#define MAIL_TO_MAX 16              /* addresses per partner */
 
 /* ---- tables --------------------------------------------------------------- */
 
@@ -44,13 +49,41 @@ static const struct {
 
 static const char *const top_keys[] = {
     "country", "listen", "tls", "store", "schema_dir", "limits", "partners",
-    NULL
+    "mail", NULL
 };
 static const char *const listen_keys[] = { "address", "port", NULL };
 static const char *const tls_keys[] = { "cert", "key", "ca", NULL };
 static const char *const partner_keys[] = {
-    "id", "country", "roles", "fingerprint", "certificate", NULL
+    "id", "country", "roles", "fingerprint", "certificate", "mail", NULL
 };
+static const char *const mail_keys[] = {
+    "sender", "ehlo", "signing", "relay", "relays", "retry", "timeout",
+    "workers", NULL
+};
+static const char *const signing_keys[] = { "cert", "key", "chain", NULL };
+static const char *const relay_keys[] = {
+    "host", "port", "starttls", "ca", "auth_file", "concurrency", NULL
+};
+static const char *const named_relay_keys[] = {
+    "name", "host", "port", "starttls", "ca", "auth_file", "concurrency", NULL
+};
+static const char *const retry_keys[] = {
+    "first_delay", "factor", "max_delay", "max_age", NULL
+};
+static const char *const partner_mail_keys[] = {
+    "to", "certificate", "relay", NULL
+};
+
+/* STARTTLS policies by name (the first is the default). */
+static const struct {
+    const char *name;
+    int value;
+} starttls_table[] = {
+    { "required", CFG_STARTTLS_REQUIRED },
+    { "optional", CFG_STARTTLS_OPTIONAL },
+    { "off",      CFG_STARTTLS_OFF },
+};
+#define NSTARTTLS (sizeof starttls_table / sizeof starttls_table[0])
 
 /* Optional limits: key, lowest, highest, default, where it goes. */
 struct limit_def {
@@ -142,6 +175,57 @@ static int id_ok(const char *s)
             return 0;
     }
     return n >= 1 && n < CFG_ID_MAX;
+}
+
+/* A host name: 1..253 characters of dot-separated labels, each 1..63 of
+ * [A-Za-z0-9-] not starting or ending with '-'. */
+static int host_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+
+    if (n < 1 || n > 253)
+        return 0;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = s[i];
+
+        if (ch == '.' || ch == '\0') {
+            if (label == 0 || s[i - 1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= '0' && ch <= '9') || ch == '-'))
+            return 0;
+        if (ch == '-' && label == 0)
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    return 1;
+}
+
+/* A plain mail address local@domain, at most ADDR_MAX characters: the
+ * local part 1..64 printable ASCII characters without spaces or RFC 5322
+ * specials (a dot-atom: no leading, trailing or doubled dot), the domain
+ * a host name.  Nothing that could break a header or an SMTP command. */
+static int addr_ok(const char *s)
+{
+    const char *at = strchr(s, '@');
+
+    if (strlen(s) > ADDR_MAX || !at || at == s || at - s > 64 ||
+        strchr(at + 1, '@'))
+        return 0;
+    if (s[0] == '.' || at[-1] == '.')
+        return 0;
+    for (const char *p = s; p < at; p++) {
+        unsigned char ch = (unsigned char)*p;
+
+        if (ch <= ' ' || ch >= 0x7f || strchr("<>()[],;:\\\"", ch) ||
+            (ch == '.' && p[1] == '.'))
+            return 0;
+    }
+    return host_ok(at + 1);
 }
 
 static int hexval(int ch)
@@ -392,6 +476,140 @@ static int check_readable(struct ctx *x, const config_setting_t *s,
     return 0;
 }
 
+/* The file (already known to be readable) must not be readable by
+ * others; kind names it in the message ("key file"). */
+static int check_private(struct ctx *x, const config_setting_t *s,
+                         const char *label, const char *kind,
+                         const char *file)
+{
+    struct stat st;
+
+    if (stat(file, &st) < 0)
+        return fail(x, s, "%s %s: %s", label, file, strerror(errno));
+    if (st.st_mode & S_IROTH)
+        return fail(x, s, "%s %s is readable by others (mode %04o); "
+                    "chmod 600 it", kind, file,
+                    (unsigned)(st.st_mode & 07777));
+    return 0;
+}
+
+/* Optional string member key of g resolved as a path into *dst (left
+ * NULL when absent); the file must be readable. */
+static int get_opt_file(struct ctx *x, const config_setting_t *g,
+                        const char *key, const char *label, char **dst,
+                        config_setting_t **sp)
+{
+    const char *v;
+
+    if (get_string(x, g, key, label, "", 0, &v, sp) < 0)
+        return -1;
+    if (!v)
+        return 0;
+    if (!(*dst = resolve(x, v)))
+        return fail(x, *sp, "out of memory");
+    return check_readable(x, *sp, label, *dst);
+}
+
+/* Optional integer member key of g in lo..hi, else dflt. */
+static int get_opt_int(struct ctx *x, const config_setting_t *g,
+                       const char *key, const char *label, long long lo,
+                       long long hi, long long dflt, int *out)
+{
+    config_setting_t *s = config_setting_get_member(g, key);
+    long long v = dflt;
+
+    if (s && get_int(x, s, label, lo, hi, &v) < 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Read the SMTP AUTH credentials of relay r from file: one line
+ * "username:password" (the password may hold ':'), an optional line end.
+ * The file must not be readable by others.  The password never appears
+ * in a message, and every copy of it outside r is wiped. */
+static int load_auth_file(struct ctx *x, const config_setting_t *s,
+                          const char *label, const char *file,
+                          struct relay *r)
+{
+    char buf[AUTH_FILE_MAX + 2];
+    const char *why = NULL;
+    struct stat st;
+    size_t len = 0;
+    char *colon;
+    int rc = -1;
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+    if (fd < 0)
+        return fail(x, s, "%s %s: %s", label, file, strerror(errno));
+    if (fstat(fd, &st) < 0) {
+        fail(x, s, "%s %s: %s", label, file, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fail(x, s, "%s %s: not a regular file", label, file);
+        goto out;
+    }
+    if (st.st_mode & S_IROTH) {
+        fail(x, s, "auth file %s is readable by others (mode %04o); "
+             "chmod 600 it", file, (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, AUTH_FILE_MAX + 1 - len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fail(x, s, "%s %s: %s", label, file, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > AUTH_FILE_MAX) {
+            fail(x, s, "%s %s is too large (at most %d bytes)", label, file,
+                 AUTH_FILE_MAX);
+            goto out;
+        }
+    }
+    if (len && buf[len - 1] == '\n')
+        len--;
+    if (len && buf[len - 1] == '\r')
+        len--;
+    buf[len] = '\0';
+    colon = memchr(buf, ':', len);
+    if (!len)
+        why = "it is empty";
+    else if (memchr(buf, '\n', len))
+        why = "more than one line";
+    for (size_t i = 0; !why && i < len; i++)
+        if ((unsigned char)buf[i] < ' ' || buf[i] == 0x7f)
+            why = "a control character in it";
+    if (!why && !colon)
+        why = "no ':' in it";
+    else if (!why && colon == buf)
+        why = "empty user name";
+    else if (!why && colon + 1 == buf + len)
+        why = "empty password";
+    if (why) {
+        fail(x, s, "%s %s is malformed: %s (want one line "
+             "username:password)", label, file, why);
+        goto out;
+    }
+    r->auth_user = strndup(buf, (size_t)(colon - buf));
+    r->auth_password = strdup(colon + 1);
+    if (!r->auth_user || !r->auth_password) {
+        fail(x, s, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    OPENSSL_cleanse(buf, sizeof buf);
+    close(fd);
+    return rc;
+}
+
 /* ---- sections --------------------------------------------------------------- */
 
 static int load_listen(struct ctx *x, config_setting_t *root, struct config *c)
@@ -536,6 +754,357 @@ static int load_limits(struct ctx *x, config_setting_t *root, struct config *c)
     return 0;
 }
 
+/* One relay: g is mail.relay (named == 0, r->name preset to "default")
+ * or the idx-th group of mail.relays (named == 1; the earlier ones are
+ * c->relays[first .. first+idx-1]). */
+static int load_relay(struct ctx *x, config_setting_t *g, int named,
+                      size_t first, size_t idx, struct config *c,
+                      struct relay *r)
+{
+    char who[CFG_ID_MAX + 32], pre[CFG_ID_MAX + 40], label[CFG_ID_MAX + 64];
+    const char *v;
+    config_setting_t *s;
+    long long port = 25;
+
+    if (named) {
+        snprintf(who, sizeof who, "mail.relays #%zu", idx + 1);
+        if (!config_setting_is_group(g))
+            return fail(x, g, "%s must be a group { ... }", who);
+        if (check_keys(x, g, who, named_relay_keys) < 0)
+            return -1;
+        snprintf(label, sizeof label, "%s: name", who);
+        if (get_string(x, g, "name", label, who, 1, &v, &s) < 0)
+            return -1;
+        if (!id_ok(v))
+            return fail(x, s, "%s: name '%s' is not 1 to %d of "
+                        "[A-Za-z0-9._-]", who, v, CFG_ID_MAX - 1);
+        if (strcmp(v, "default") == 0)
+            return fail(x, s, "%s: the name 'default' is reserved for "
+                        "mail.relay", who);
+        for (size_t i = 0; i < idx; i++)
+            if (strcmp(c->relays[first + i].name, v) == 0)
+                return fail(x, s, "duplicate relay name '%s' (first "
+                            "defined at line %d)", v,
+                            c->relays[first + i].line);
+        snprintf(r->name, sizeof r->name, "%s", v);
+        snprintf(who, sizeof who, "relay '%s'", v);
+        snprintf(pre, sizeof pre, "%s: ", who);
+    } else {
+        snprintf(who, sizeof who, "mail.relay");
+        snprintf(pre, sizeof pre, "mail.relay.");
+        if (!config_setting_is_group(g))
+            return fail(x, g, "mail.relay must be a group { ... }");
+        if (check_keys(x, g, who, relay_keys) < 0)
+            return -1;
+    }
+    r->line = config_setting_source_line(g);
+
+    snprintf(label, sizeof label, "%shost", pre);
+    if (get_string(x, g, "host", label, who, 1, &v, &s) < 0)
+        return -1;
+    if (!host_ok(v)) {
+        unsigned char a6[16];
+        if (inet_pton(AF_INET6, v, a6) != 1)
+            return fail(x, s, "%s '%s' is not a host name or IP address",
+                        label, v);
+    }
+    if (!(r->host = strdup(v)))
+        return fail(x, s, "out of memory");
+
+    snprintf(label, sizeof label, "%sport", pre);
+    s = config_setting_get_member(g, "port");
+    if (s && get_int(x, s, label, 1, 65535, &port) < 0)
+        return -1;
+    r->port = (int)port;
+
+    snprintf(label, sizeof label, "%sstarttls", pre);
+    if (get_string(x, g, "starttls", label, who, 0, &v, &s) < 0)
+        return -1;
+    r->starttls = starttls_table[0].value;
+    if (v) {
+        size_t k;
+        for (k = 0; k < NSTARTTLS; k++)
+            if (strcmp(v, starttls_table[k].name) == 0)
+                break;
+        if (k == NSTARTTLS) {
+            const char *known[NSTARTTLS + 1];
+            char list[128];
+            for (size_t i = 0; i < NSTARTTLS; i++)
+                known[i] = starttls_table[i].name;
+            known[NSTARTTLS] = NULL;
+            join_list(list, sizeof list, known);
+            return fail(x, s, "%s '%s' is not one of %s", label, v, list);
+        }
+        r->starttls = starttls_table[k].value;
+    }
+
+    snprintf(label, sizeof label, "%sca", pre);
+    if (get_opt_file(x, g, "ca", label, &r->ca, &s) < 0)
+        return -1;
+
+    snprintf(label, sizeof label, "%sauth_file", pre);
+    if (get_string(x, g, "auth_file", label, who, 0, &v, &s) < 0)
+        return -1;
+    if (v) {
+        char *file = resolve(x, v);
+        int rc;
+
+        if (!file)
+            return fail(x, s, "out of memory");
+        rc = load_auth_file(x, s, label, file, r);
+        free(file);
+        if (rc < 0)
+            return -1;
+    }
+
+    snprintf(label, sizeof label, "%sconcurrency", pre);
+    return get_opt_int(x, g, "concurrency", label, 1, 64, 2,
+                       &r->concurrency);
+}
+
+static int load_relays(struct ctx *x, config_setting_t *g, struct config *c)
+{
+    config_setting_t *def = config_setting_get_member(g, "relay");
+    config_setting_t *l = config_setting_get_member(g, "relays");
+    size_t first = def ? 1 : 0, n = 0;
+
+    if (l) {
+        if (!config_setting_is_list(l))
+            return fail(x, l, "mail.relays must be a list ( { ... }, ... )");
+        n = (size_t)config_setting_length(l);
+    }
+    if (first + n == 0)
+        return 0;
+    c->relays = calloc(first + n, sizeof *c->relays);
+    if (!c->relays)
+        return fail(x, g, "out of memory");
+    c->nrelays = first + n;     /* zeroed entries free cleanly */
+    if (def) {
+        snprintf(c->relays[0].name, sizeof c->relays[0].name, "default");
+        if (load_relay(x, def, 0, 0, 0, c, &c->relays[0]) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (load_relay(x, config_setting_get_elem(l, (unsigned)i), 1, first,
+                       i, c, &c->relays[first + i]) < 0)
+            return -1;
+    return 0;
+}
+
+static int load_retry(struct ctx *x, config_setting_t *g, struct config *c)
+{
+    config_setting_t *r = config_setting_get_member(g, "retry");
+    config_setting_t *s, *s_first = NULL, *s_max = NULL;
+    double factor = 2.0;
+
+    c->retry_first = 60;
+    c->retry_factor = 2.0;
+    c->retry_max_delay = 3600;
+    c->retry_max_age = 172800;
+    if (!r)
+        return 0;
+    if (!config_setting_is_group(r))
+        return fail(x, r, "mail.retry must be a group { ... }");
+    if (check_keys(x, r, "mail.retry", retry_keys) < 0)
+        return -1;
+    if (get_opt_int(x, r, "first_delay", "mail.retry.first_delay", 1, 86400,
+                    60, &c->retry_first) < 0)
+        return -1;
+    s = config_setting_get_member(r, "factor");
+    if (s) {
+        switch (config_setting_type(s)) {
+        case CONFIG_TYPE_INT:
+        case CONFIG_TYPE_INT64:
+            factor = (double)config_setting_get_int64(s);
+            break;
+        case CONFIG_TYPE_FLOAT:
+            factor = config_setting_get_float(s);
+            break;
+        default:
+            return fail(x, s, "mail.retry.factor must be a number");
+        }
+        if (!(factor >= 1.0 && factor <= 10.0))
+            return fail(x, s, "mail.retry.factor = %g is out of range "
+                        "1.0..10.0", factor);
+        c->retry_factor = factor;
+    }
+    if (get_opt_int(x, r, "max_delay", "mail.retry.max_delay", 1, 604800,
+                    3600, &c->retry_max_delay) < 0 ||
+        get_opt_int(x, r, "max_age", "mail.retry.max_age", 60, 2592000,
+                    172800, &c->retry_max_age) < 0)
+        return -1;
+    s_first = config_setting_get_member(r, "first_delay");
+    s_max = config_setting_get_member(r, "max_delay");
+    if (c->retry_max_delay < c->retry_first) {
+        if (s_max)
+            return fail(x, s_max, "mail.retry.max_delay = %d is less than "
+                        "mail.retry.first_delay = %d", c->retry_max_delay,
+                        c->retry_first);
+        return fail(x, s_first, "mail.retry.first_delay = %d is more than "
+                    "mail.retry.max_delay = %d (the default)",
+                    c->retry_first, c->retry_max_delay);
+    }
+    return 0;
+}
+
+static int load_signing(struct ctx *x, config_setting_t *g, struct config *c)
+{
+    config_setting_t *sg = config_setting_get_member(g, "signing"), *s;
+
+    if (!sg)
+        return fail(x, g, "missing required key 'signing' in mail");
+    if (!config_setting_is_group(sg))
+        return fail(x, sg, "mail.signing must be a group { ... }");
+    if (check_keys(x, sg, "mail.signing", signing_keys) < 0)
+        return -1;
+    if (get_path(x, sg, "cert", "mail.signing.cert", "mail.signing",
+                 &c->sign_cert, &s) < 0 ||
+        check_readable(x, s, "mail.signing.cert", c->sign_cert) < 0)
+        return -1;
+    if (get_path(x, sg, "key", "mail.signing.key", "mail.signing",
+                 &c->sign_key, &s) < 0 ||
+        check_readable(x, s, "mail.signing.key", c->sign_key) < 0 ||
+        check_private(x, s, "mail.signing.key", "key file", c->sign_key) < 0)
+        return -1;
+    return get_opt_file(x, sg, "chain", "mail.signing.chain",
+                        &c->sign_chain, &s);
+}
+
+/* The optional `mail` group (mail push).  Absent: c->mail_sender stays
+ * NULL and no partner may have mail. */
+static int load_mail(struct ctx *x, config_setting_t *root, struct config *c)
+{
+    config_setting_t *g = config_setting_get_member(root, "mail"), *s;
+    const char *v;
+
+    if (!g)
+        return 0;
+    if (!config_setting_is_group(g))
+        return fail(x, g, "mail must be a group { ... }");
+    if (check_keys(x, g, "mail", mail_keys) < 0)
+        return -1;
+
+    if (get_string(x, g, "sender", "mail.sender", "mail", 1, &v, &s) < 0)
+        return -1;
+    if (!addr_ok(v))
+        return fail(x, s, "mail.sender '%s' is not a mail address "
+                    "local@domain", v);
+    if (!(c->mail_sender = strdup(v)))
+        return fail(x, s, "out of memory");
+
+    if (get_string(x, g, "ehlo", "mail.ehlo", "mail", 1, &v, &s) < 0)
+        return -1;
+    if (!host_ok(v))
+        return fail(x, s, "mail.ehlo '%s' is not a host name", v);
+    if (!(c->mail_ehlo = strdup(v)))
+        return fail(x, s, "out of memory");
+
+    if (load_signing(x, g, c) < 0 || load_relays(x, g, c) < 0 ||
+        load_retry(x, g, c) < 0)
+        return -1;
+    if (get_opt_int(x, g, "timeout", "mail.timeout", 1, 3600, 60,
+                    &c->mail_timeout) < 0 ||
+        get_opt_int(x, g, "workers", "mail.workers", 1, 64, 4,
+                    &c->mail_workers) < 0)
+        return -1;
+    return 0;
+}
+
+/* The `mail` group of partner p (who = "partner 'id'"), if any. */
+static int load_partner_mail(struct ctx *x, config_setting_t *pg,
+                             const char *who, struct config *c,
+                             struct partner *p)
+{
+    config_setting_t *g = config_setting_get_member(pg, "mail"), *s;
+    char where[CFG_ID_MAX + 32], label[CFG_ID_MAX + 64];
+    struct partner_mail *m;
+    const char *v;
+    int n;
+
+    if (!g)
+        return 0;
+    if (!c->mail_sender)
+        return fail(x, g, "%s has mail but there is no mail group", who);
+    if (!config_setting_is_group(g))
+        return fail(x, g, "%s: mail must be a group { ... }", who);
+    snprintf(where, sizeof where, "%s mail", who);
+    if (check_keys(x, g, where, partner_mail_keys) < 0)
+        return -1;
+    if (!(m = p->mail = calloc(1, sizeof *m)))
+        return fail(x, g, "out of memory");
+
+    s = config_setting_get_member(g, "to");
+    if (!s)
+        return fail(x, g, "missing required key 'to' in %s", where);
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return fail(x, s, "%s: mail.to must be an array of addresses", who);
+    n = config_setting_length(s);
+    if (n < 1 || n > MAIL_TO_MAX)
+        return fail(x, s, "%s: mail.to must list 1 to %d addresses (not %d)",
+                    who, MAIL_TO_MAX, n);
+    if (!(m->to = calloc((size_t)n, sizeof *m->to)))
+        return fail(x, s, "out of memory");
+    for (int i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            return fail(x, s, "%s: mail.to must be an array of addresses",
+                        who);
+        v = config_setting_get_string(e);
+        if (!addr_ok(v))
+            return fail(x, s, "%s: mail.to '%s' is not a mail address "
+                        "local@domain", who, v);
+        for (size_t k = 0; k < m->nto; k++)
+            if (strcasecmp(m->to[k], v) == 0)
+                return fail(x, s, "%s: mail.to lists '%s' twice", who, v);
+        if (!(m->to[i] = strdup(v)))
+            return fail(x, s, "out of memory");
+        m->nto = (size_t)i + 1;
+    }
+
+    snprintf(label, sizeof label, "%s: mail.certificate", who);
+    if (get_string(x, g, "certificate", label, where, 0, &v, &s) < 0)
+        return -1;
+    if (v) {
+        unsigned char sha[32];
+        char e[PATH_MAX + 128];
+
+        if (!(m->certificate = resolve(x, v)))
+            return fail(x, s, "out of memory");
+        if (config_spki_of_file(m->certificate, sha, e, sizeof e) < 0)
+            return fail(x, s, "%s %s", label, e);
+    }
+
+    snprintf(label, sizeof label, "%s: mail.relay", who);
+    if (get_string(x, g, "relay", label, where, 0, &v, &s) < 0)
+        return -1;
+    if (!v)
+        s = g;
+    m->relay = -1;
+    for (size_t i = 0; i < c->nrelays; i++)
+        if (strcmp(c->relays[i].name, v ? v : "default") == 0)
+            m->relay = (int)i;
+    if (m->relay < 0) {
+        char list[512];
+        size_t used = 0;
+
+        if (!v || strcmp(v, "default") == 0)
+            return fail(x, s, "%s: mail uses the default relay but there is "
+                        "no mail.relay", who);
+        snprintf(list, sizeof list, "none");
+        for (size_t i = 0; i < c->nrelays; i++) {
+            int k = snprintf(list + used, sizeof list - used, "%s%s",
+                             i ? ", " : "", c->relays[i].name);
+            if (k < 0 || (size_t)k >= sizeof list - used)
+                break;
+            used += (size_t)k;
+        }
+        return fail(x, s, "%s: mail.relay '%s' is not a relay (known: %s)",
+                    who, v, list);
+    }
+    return 0;
+}
+
 static int load_roles(struct ctx *x, config_setting_t *g, const char *who,
                       unsigned *roles)
 {
@@ -652,7 +1221,7 @@ static int load_partner(struct ctx *x, config_setting_t *g, size_t idx,
             return fail(x, s, "%s has the same identity as partner '%s' "
                         "(line %d)", who, c->partners[i].id,
                         c->partners[i].line);
-    return 0;
+    return load_partner_mail(x, g, who, c, p);
 }
 
 static int load_partners(struct ctx *x, config_setting_t *root,
@@ -671,12 +1240,11 @@ static int load_partners(struct ctx *x, config_setting_t *root,
     c->partners = calloc((size_t)n, sizeof *c->partners);
     if (!c->partners)
         return fail(x, l, "out of memory");
-    for (int i = 0; i < n; i++) {
+    c->npartners = (size_t)n;   /* zeroed entries free cleanly */
+    for (int i = 0; i < n; i++)
         if (load_partner(x, config_setting_get_elem(l, (unsigned)i),
                          (size_t)i, c, &c->partners[i]) < 0)
             return -1;
-        c->npartners = (size_t)i + 1;
-    }
     return 0;
 }
 
@@ -827,7 +1395,8 @@ int config_load(const char *path, struct config **out, char *err,
     }
     if (load_listen(&x, root, c) < 0 || load_tls(&x, root, c) < 0 ||
         load_store(&x, root, c) < 0 || load_schema_dir(&x, root, c) < 0 ||
-        load_limits(&x, root, c) < 0 || load_partners(&x, root, c) < 0)
+        load_limits(&x, root, c) < 0 || load_mail(&x, root, c) < 0 ||
+        load_partners(&x, root, c) < 0)
         goto out;
 
     *out = c;
@@ -853,7 +1422,35 @@ void config_free(struct config *c)
     free(c->tls_ca);
     free(c->store);
     free(c->schema_dir);
+    for (size_t i = 0; c->partners && i < c->npartners; i++) {
+        struct partner_mail *m = c->partners[i].mail;
+
+        if (!m)
+            continue;
+        for (size_t k = 0; k < m->nto; k++)
+            free(m->to[k]);
+        free(m->to);
+        free(m->certificate);
+        free(m);
+    }
     free(c->partners);
+    free(c->mail_sender);
+    free(c->mail_ehlo);
+    free(c->sign_cert);
+    free(c->sign_key);
+    free(c->sign_chain);
+    for (size_t i = 0; c->relays && i < c->nrelays; i++) {
+        struct relay *r = &c->relays[i];
+
+        free(r->host);
+        free(r->ca);
+        free(r->auth_user);
+        if (r->auth_password) {
+            OPENSSL_cleanse(r->auth_password, strlen(r->auth_password));
+            free(r->auth_password);
+        }
+    }
+    free(c->relays);
     free(c);
 }
 

@@ -21,6 +21,32 @@ enum {
     ROLE_PULL   = 1 << 1,   /* may poll for what is addressed to it */
 };
 
+/* STARTTLS policy towards a mail relay. */
+enum { CFG_STARTTLS_OFF = 0, CFG_STARTTLS_OPTIONAL = 1,
+       CFG_STARTTLS_REQUIRED = 2 };
+
+/* A mail relay (SMTP submission server). */
+struct relay {
+    char name[CFG_ID_MAX];        /* "default" for mail.relay */
+    char *host;
+    int port;                     /* default 25 */
+    int starttls;                 /* CFG_STARTTLS_*, default required */
+    char *ca;                     /* CA file to verify it, NULL: system */
+    char *auth_user;              /* from auth_file, NULL: no AUTH */
+    char *auth_password;          /* never logged */
+    int concurrency;              /* messages at once, default 2 */
+    int line;
+};
+
+/* How a partner receives by mail (the smtp channel). */
+struct partner_mail {
+    char **to;                    /* mailboxes, at least one */
+    size_t nto;
+    char *certificate;            /* recipient certificate (PEM) to
+                                     encrypt to, NULL: signed only */
+    int relay;                    /* index into config->relays */
+};
+
 struct partner {
     char id[CFG_ID_MAX];          /* [A-Za-z0-9._-]{1,63} */
     char country[3];              /* ISO 3166-1 alpha-2, upper case */
@@ -28,6 +54,7 @@ struct partner {
     unsigned char spki_sha256[32];/* SHA-256 of the client certificate's
                                      DER SubjectPublicKeyInfo */
     int line;                     /* where it was defined */
+    struct partner_mail *mail;    /* NULL: does not receive by mail */
 };
 
 struct config {
@@ -57,6 +84,22 @@ struct config {
 
     struct partner *partners;
     size_t npartners;
+
+    /* mail push (the `mail` group); mail_sender == NULL: not configured */
+    char *mail_sender;            /* From address */
+    char *mail_ehlo;              /* EHLO name, also the Message-ID domain */
+    char *sign_cert;              /* S/MIME signing certificate (PEM) */
+    char *sign_key;               /* its key: not readable by others */
+    char *sign_chain;             /* further chain certificates, or NULL */
+    struct relay *relays;         /* [0] = mail.relay ("default"), then
+                                     mail.relays in file order */
+    size_t nrelays;
+    int retry_first;              /* seconds before the 2nd attempt */
+    double retry_factor;          /* growth per attempt */
+    int retry_max_delay;          /* seconds, cap of one delay */
+    int retry_max_age;            /* seconds after which it is dead */
+    int mail_timeout;             /* seconds per SMTP step */
+    int mail_workers;             /* push threads */
 };
 
 /* Parse and check path.  On failure returns -1 and err holds

@@ -35,6 +35,7 @@ static char etc[PATH_MAX + 32];    /* tmpdir/etc (what relative paths
                                       are joined to) */
 static char fp1[65], fp2[65], fp3[65]; /* SPKI SHA-256 of p1, p2, p3 */
 static char base[4096];            /* the good configuration */
+static char mbase[4096];           /* a good configuration with mail */
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -115,6 +116,12 @@ static char *edit(const char *from, const char *to)
     return replace(base, from, to);
 }
 
+/* the mail configuration with one change */
+static char *medit(const char *from, const char *to)
+{
+    return replace(mbase, from, to);
+}
+
 /* Load path and check it fails with exactly `want`. */
 static void expect_fail_path(const char *path, const char *want)
 {
@@ -159,6 +166,35 @@ static void expect_edit(const char *from, const char *to, const char *fmt,
     write_conf(text);
     free(text);
     expect_fail_path(conf, want);
+}
+
+/* The mail configuration with one change must fail with the message. */
+static void expect_medit(const char *from, const char *to, const char *fmt,
+                         ...) __attribute__((format(printf, 3, 4)));
+static void expect_medit(const char *from, const char *to, const char *fmt,
+                         ...)
+{
+    char want[2048];
+    int n = snprintf(want, sizeof want, "%s", conf);
+    char *text = medit(from, to);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(want + n, sizeof want - (size_t)n, fmt, ap);
+    va_end(ap);
+    write_conf(text);
+    free(text);
+    expect_fail_path(conf, want);
+}
+
+/* Write pki/name with the given content and mode. */
+static void write_pki(const char *name, const char *text, mode_t mode)
+{
+    char p[PATH_MAX + 64];
+
+    snprintf(p, sizeof p, "%s/pki/%s", tmpdir, name);
+    assert_int_equal(write_file(p, text, strlen(text)), 0);
+    assert_int_equal(chmod(p, mode), 0);
 }
 
 static struct config *load_ok(const char *text)
@@ -232,7 +268,59 @@ static int group_setup(void **state)
         " \"pull\" ]; fingerprint = \"sha256:%s\"; }\n"               /* 10 */
         ");\n",                                                       /* 11 */
         fp2);
-    return (n > 0 && (size_t)n < sizeof base) ? 0 : -1;
+    if (n <= 0 || (size_t)n >= sizeof base)
+        return -1;
+
+    /* mail: a signing certificate, relay credentials (mode 600 and 644) */
+    if (make_cert("signer") ||
+        run("chmod 600 '%s/pki/signer.key' && "
+            "printf 'mailer:pa:ss\\n' > '%s/pki/relay.auth' && "
+            "chmod 600 '%s/pki/relay.auth' && "
+            "cp -p '%s/pki/relay.auth' '%s/pki/open.auth' && "
+            "chmod 644 '%s/pki/open.auth'",
+            tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir))
+        return -1;
+    n = snprintf(mbase, sizeof mbase,
+        "# mail configuration\n"                                     /* 1 */
+        "country = \"NL\";\n"                                        /* 2 */
+        "listen = { address = \"127.0.0.1\"; port = 8443; };\n"      /* 3 */
+        "tls = { cert = \"../pki/server.crt\"; key = \"../pki/server.key\";"
+        " ca = \"../pki/ca.crt\"; };\n"                               /* 4 */
+        "store = \"../var/ecert.db\";\n"                              /* 5 */
+        "schema_dir = \"../schema\";\n"                               /* 6 */
+        "partners = (\n"                                             /* 7 */
+        "  { id = \"nl-issuer\"; country = \"NL\"; roles = [ \"submit\" ];"
+        " certificate = \"../pki/p1.crt\"; },\n"                      /* 8 */
+        "  { id = \"ec-nppo\"; country = \"EC\"; roles = [ \"pull\" ];"
+        " fingerprint = \"%s\";\n"                                   /* 9 */
+        "    mail = { to = [ \"nppo@ec.example\", \"backup@ec.example\" ];"
+        " certificate = \"../pki/p3.crt\"; relay = \"ec-relay\"; }; },\n"
+                                                                     /* 10 */
+        "  { id = \"pe-nppo\"; country = \"PE\"; roles = [ \"pull\" ];"
+        " fingerprint = \"%s\";\n"                                   /* 11 */
+        "    mail = { to = [ \"pe@pe.example\" ]; }; }\n"               /* 12 */
+        ");\n"                                                       /* 13 */
+        "mail = {\n"                                                 /* 14 */
+        "  sender = \"ecert@gateway.example\";\n"                     /* 15 */
+        "  ehlo = \"gateway.example\";\n"                             /* 16 */
+        "  signing = { cert = \"../pki/signer.crt\";"
+        " key = \"../pki/signer.key\"; chain = \"../pki/ca.crt\"; };\n"
+                                                                     /* 17 */
+        "  relay = { host = \"127.0.0.1\"; port = 25;"
+        " starttls = \"optional\"; ca = \"../pki/ca.crt\";"
+        " auth_file = \"../pki/relay.auth\"; concurrency = 3; };\n"   /* 18 */
+        "  relays = (\n"                                             /* 19 */
+        "    { name = \"ec-relay\"; host = \"smtp.ec.example\";"
+        " port = 2525; starttls = \"off\"; concurrency = 1; },\n"     /* 20 */
+        "    { name = \"v6\"; host = \"::1\"; }\n"                    /* 21 */
+        "  );\n"                                                     /* 22 */
+        "  retry = { first_delay = 30; factor = 1.5; max_delay = 900;"
+        " max_age = 86400; };\n"                                     /* 23 */
+        "  timeout = 20;\n"                                          /* 24 */
+        "  workers = 8;\n"                                           /* 25 */
+        "};\n",                                                      /* 26 */
+        fp2, fp3);
+    return (n > 0 && (size_t)n < sizeof mbase) ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -593,7 +681,7 @@ static void test_unknown_keys(void **state)
     expect_edit("store = \"../var/ecert.db\";",
                 "store = \"../var/ecert.db\"; colour = 1;",
                 ":5: unknown key 'colour' (allowed: country, listen, tls, "
-                "store, schema_dir, limits, partners)");
+                "store, schema_dir, limits, partners, mail)");
     expect_edit("port = 8443;", "port = 8443; backlog = 5;",
                 ":3: unknown key 'backlog' in listen (allowed: address, port)");
     expect_edit(" ca = \"../pki/ca.crt\";",
@@ -605,11 +693,11 @@ static void test_unknown_keys(void **state)
                 "send_timeout, idle_timeout, workers, max_connections)");
     expect_edit("country = \"EC\";", "country = \"EC\"; email = \"x@y\";",
                 ":10: unknown key 'email' in partner #2 (allowed: id, "
-                "country, roles, fingerprint, certificate)");
+                "country, roles, fingerprint, certificate, mail)");
     /* caught before anything else in the partner */
     expect_edit("id = \"nl-issuer\";", "id = \"nl issuer\"; Id = 1;",
                 ":9: unknown key 'Id' in partner #1 (allowed: id, "
-                "country, roles, fingerprint, certificate)");
+                "country, roles, fingerprint, certificate, mail)");
 }
 
 static void test_types(void **state)
@@ -638,7 +726,7 @@ static void test_types(void **state)
                 ":6: schema_dir must not be empty");
     expect_edit("limits = {", "limits = 5; x = {",
                 ":7: unknown key 'x' (allowed: country, listen, tls, store, "
-                "schema_dir, limits, partners)");
+                "schema_dir, limits, partners, mail)");
     {
         char *t = edit("limits = {", "limits = ( 5 );\nx = {");
         char *t2 = replace(t, "x = {", "#");
@@ -917,6 +1005,635 @@ static void test_files(void **state)
                 ":6: schema_dir %s/../pki/ca.crt is not a directory", etc);
 }
 
+/* ---- mail push ------------------------------------------------------------ */
+
+static void test_mail_good(void **state)
+{
+    struct config *c = load_ok(mbase);
+    char want[PATH_MAX + 64];
+    const struct relay *r;
+    const struct partner_mail *m;
+
+    (void)state;
+    assert_string_equal(c->mail_sender, "ecert@gateway.example");
+    assert_string_equal(c->mail_ehlo, "gateway.example");
+    snprintf(want, sizeof want, "%s/../pki/signer.crt", etc);
+    assert_string_equal(c->sign_cert, want);
+    snprintf(want, sizeof want, "%s/../pki/signer.key", etc);
+    assert_string_equal(c->sign_key, want);
+    snprintf(want, sizeof want, "%s/../pki/ca.crt", etc);
+    assert_string_equal(c->sign_chain, want);
+
+    assert_int_equal(c->nrelays, 3);
+    r = &c->relays[0];
+    assert_string_equal(r->name, "default");
+    assert_string_equal(r->host, "127.0.0.1");
+    assert_int_equal(r->port, 25);
+    assert_int_equal(r->starttls, CFG_STARTTLS_OPTIONAL);
+    assert_string_equal(r->ca, want);
+    assert_string_equal(r->auth_user, "mailer");
+    assert_string_equal(r->auth_password, "pa:ss");
+    assert_int_equal(r->concurrency, 3);
+    assert_int_equal(r->line, 18);
+    r = &c->relays[1];
+    assert_string_equal(r->name, "ec-relay");
+    assert_string_equal(r->host, "smtp.ec.example");
+    assert_int_equal(r->port, 2525);
+    assert_int_equal(r->starttls, CFG_STARTTLS_OFF);
+    assert_null(r->ca);
+    assert_null(r->auth_user);
+    assert_null(r->auth_password);
+    assert_int_equal(r->concurrency, 1);
+    assert_int_equal(r->line, 20);
+    r = &c->relays[2];                  /* defaults */
+    assert_string_equal(r->name, "v6");
+    assert_string_equal(r->host, "::1");
+    assert_int_equal(r->port, 25);
+    assert_int_equal(r->starttls, CFG_STARTTLS_REQUIRED);
+    assert_null(r->ca);
+    assert_null(r->auth_user);
+    assert_int_equal(r->concurrency, 2);
+    assert_int_equal(r->line, 21);
+
+    assert_int_equal(c->retry_first, 30);
+    assert_true(c->retry_factor == 1.5);
+    assert_int_equal(c->retry_max_delay, 900);
+    assert_int_equal(c->retry_max_age, 86400);
+    assert_int_equal(c->mail_timeout, 20);
+    assert_int_equal(c->mail_workers, 8);
+
+    assert_int_equal(c->npartners, 3);
+    assert_null(c->partners[0].mail);
+    m = c->partners[1].mail;
+    assert_non_null(m);
+    assert_int_equal(m->nto, 2);
+    assert_string_equal(m->to[0], "nppo@ec.example");
+    assert_string_equal(m->to[1], "backup@ec.example");
+    snprintf(want, sizeof want, "%s/../pki/p3.crt", etc);
+    assert_string_equal(m->certificate, want);
+    assert_int_equal(m->relay, 1);
+    m = c->partners[2].mail;
+    assert_non_null(m);
+    assert_int_equal(m->nto, 1);
+    assert_string_equal(m->to[0], "pe@pe.example");
+    assert_null(m->certificate);
+    assert_int_equal(m->relay, 0);      /* the default relay */
+    assert_int_equal(c->partners[2].line, 11);
+    config_free(c);
+
+    /* no mail group: nothing configured */
+    c = load_ok(base);
+    assert_null(c->mail_sender);
+    assert_null(c->mail_ehlo);
+    assert_null(c->sign_cert);
+    assert_null(c->relays);
+    assert_int_equal(c->nrelays, 0);
+    assert_null(c->partners[0].mail);
+    assert_null(c->partners[1].mail);
+    config_free(c);
+}
+
+static void test_mail_defaults(void **state)
+{
+    struct config *c;
+    char *t, *t2;
+
+    (void)state;
+    /* no retry, timeout, workers, chain */
+    t = medit("  retry = { first_delay = 30; factor = 1.5; max_delay = 900; "
+              "max_age = 86400; };\n  timeout = 20;\n  workers = 8;\n", "");
+    t2 = replace(t, " chain = \"../pki/ca.crt\";", "");
+    free(t);
+    c = load_ok(t2);
+    free(t2);
+    assert_int_equal(c->retry_first, 60);
+    assert_true(c->retry_factor == 2.0);
+    assert_int_equal(c->retry_max_delay, 3600);
+    assert_int_equal(c->retry_max_age, 172800);
+    assert_int_equal(c->mail_timeout, 60);
+    assert_int_equal(c->mail_workers, 4);
+    assert_null(c->sign_chain);
+    assert_int_equal(c->nrelays, 3);
+    config_free(c);
+
+    /* an empty retry group; an integer factor; bounds */
+    t = medit("retry = { first_delay = 30; factor = 1.5; max_delay = 900; "
+              "max_age = 86400; };", "retry = { };");
+    c = load_ok(t);
+    free(t);
+    assert_int_equal(c->retry_first, 60);
+    assert_true(c->retry_factor == 2.0);
+    assert_int_equal(c->retry_max_delay, 3600);
+    assert_int_equal(c->retry_max_age, 172800);
+    config_free(c);
+    t = medit("first_delay = 30; factor = 1.5; max_delay = 900; "
+              "max_age = 86400;", "first_delay = 86400; factor = 10; "
+              "max_delay = 86400; max_age = 2592000;");
+    t2 = replace(t, "timeout = 20;", "timeout = 3600;");
+    free(t);
+    t = replace(t2, "workers = 8;", "workers = 64;");
+    free(t2);
+    c = load_ok(t);
+    free(t);
+    assert_int_equal(c->retry_first, 86400);
+    assert_true(c->retry_factor == 10.0);
+    assert_int_equal(c->retry_max_delay, 86400);
+    assert_int_equal(c->retry_max_age, 2592000);
+    assert_int_equal(c->mail_timeout, 3600);
+    assert_int_equal(c->mail_workers, 64);
+    config_free(c);
+    t = medit("first_delay = 30; factor = 1.5; max_delay = 900; "
+              "max_age = 86400;", "first_delay = 1; factor = 1.0; "
+              "max_delay = 604800; max_age = 60;");
+    c = load_ok(t);
+    free(t);
+    assert_int_equal(c->retry_first, 1);
+    assert_true(c->retry_factor == 1.0);
+    assert_int_equal(c->retry_max_delay, 604800);
+    assert_int_equal(c->retry_max_age, 60);
+    config_free(c);
+
+    /* no mail.relay: relays holds only the named ones */
+    t = medit("  relay = { host = \"127.0.0.1\"; port = 25; starttls = "
+              "\"optional\"; ca = \"../pki/ca.crt\"; auth_file = "
+              "\"../pki/relay.auth\"; concurrency = 3; };\n", "");
+    t2 = replace(t, "mail = { to = [ \"pe@pe.example\" ]; };",
+                 "mail = { to = [ \"pe@pe.example\" ]; relay = \"v6\"; };");
+    free(t);
+    c = load_ok(t2);
+    free(t2);
+    assert_int_equal(c->nrelays, 2);
+    assert_string_equal(c->relays[0].name, "ec-relay");
+    assert_string_equal(c->relays[1].name, "v6");
+    assert_int_equal(c->partners[1].mail->relay, 0);
+    assert_int_equal(c->partners[2].mail->relay, 1);
+    config_free(c);
+
+    /* relay = "default" named explicitly; only mail.relay; port bounds */
+    t = medit("    { name = \"ec-relay\"; host = \"smtp.ec.example\"; port = "
+              "2525; starttls = \"off\"; concurrency = 1; },\n    { name = "
+              "\"v6\"; host = \"::1\"; }\n", "");
+    t2 = replace(t, "relay = \"ec-relay\";", "relay = \"default\";");
+    free(t);
+    t = replace(t2, "port = 25;", "port = 65535; ");
+    free(t2);
+    t2 = replace(t, "concurrency = 3;", "concurrency = 64;");
+    free(t);
+    c = load_ok(t2);
+    free(t2);
+    assert_int_equal(c->nrelays, 1);
+    assert_string_equal(c->relays[0].name, "default");
+    assert_int_equal(c->relays[0].port, 65535);
+    assert_int_equal(c->relays[0].concurrency, 64);
+    assert_int_equal(c->partners[1].mail->relay, 0);
+    assert_int_equal(c->partners[2].mail->relay, 0);
+    config_free(c);
+
+    /* a mail group that no partner uses, with no relay at all */
+    t = malloc(strlen(base) + 256);
+    assert_non_null(t);
+    sprintf(t, "%smail = { sender = \"a@b.example\"; ehlo = \"b.example\";\n"
+            "  signing = { cert = \"../pki/signer.crt\"; "
+            "key = \"../pki/signer.key\"; }; };\n", base);
+    c = load_ok(t);
+    free(t);
+    assert_string_equal(c->mail_sender, "a@b.example");
+    assert_int_equal(c->nrelays, 0);
+    assert_null(c->relays);
+    config_free(c);
+
+    /* auth files: CRLF, no line end, 16 addresses */
+    write_pki("crlf.auth", "u:p w\r\n", 0600);
+    write_pki("bare.auth", "user@example:x", 0640);
+    t = medit("relay.auth", "crlf.auth");
+    c = load_ok(t);
+    free(t);
+    assert_string_equal(c->relays[0].auth_user, "u");
+    assert_string_equal(c->relays[0].auth_password, "p w");
+    config_free(c);
+    t = medit("relay.auth", "bare.auth");
+    c = load_ok(t);
+    free(t);
+    assert_string_equal(c->relays[0].auth_user, "user@example");
+    assert_string_equal(c->relays[0].auth_password, "x");
+    config_free(c);
+    {
+        char to[1024];
+        size_t k = (size_t)snprintf(to, sizeof to, "to = [ ");
+        for (int i = 0; i < 16; i++)
+            k += (size_t)snprintf(to + k, sizeof to - k, "%s\"m%d@x.example\"",
+                                  i ? ", " : "", i);
+        snprintf(to + k, sizeof to - k, " ];");
+        t = medit("to = [ \"pe@pe.example\" ];", to);
+        c = load_ok(t);
+        free(t);
+        assert_int_equal(c->partners[2].mail->nto, 16);
+        assert_string_equal(c->partners[2].mail->to[15], "m15@x.example");
+        config_free(c);
+    }
+}
+
+static void test_mail_addresses(void **state)
+{
+    static const char *const bad[] = {
+        "ecert gateway@x.example", "<ecert@x.example>", "ecert@x@y.example",
+        "ecert", "ecert@", "@x.example", "ecert@x.example.", "ecert@-x.example",
+        "ecert@x_y.example", "a,b@x.example", "a..b@x.example", ".a@x.example",
+        "a.@x.example", "\\\"a\\\"@x.example", "a\\tb@x.example",
+        "a@x.example\\r\\nBcc: z@evil.example", "caf\xc3\xa9@x.example",
+    };
+    char from[] = "sender = \"ecert@gateway.example\";";
+    char to[512], shown[512], big[300];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = bad[i];
+        size_t k = 0;
+
+        /* the message shows the string as parsed */
+        for (; *p && k < sizeof shown - 1; p++) {
+            if (p[0] == '\\' && p[1]) {
+                p++;
+                shown[k++] = *p == 't' ? '\t' : *p == 'r' ? '\r' :
+                             *p == 'n' ? '\n' : *p;
+            } else {
+                shown[k++] = *p;
+            }
+        }
+        shown[k] = '\0';
+        snprintf(to, sizeof to, "sender = \"%s\";", bad[i]);
+        expect_medit(from, to, ":15: mail.sender '%s' is not a mail address "
+                     "local@domain", shown);
+    }
+    /* length: 254 accepted, 255 refused; a 65 character local part */
+    memset(big, 'a', sizeof big);
+    memcpy(big, "x@", 2);
+    for (int i = 60; i < 254; i += 60)
+        big[i] = '.';
+    big[254] = '\0';
+    snprintf(to, sizeof to, "sender = \"%s\";", big);
+    {
+        char *t = medit(from, to);
+        struct config *c = load_ok(t);
+        free(t);
+        assert_int_equal(strlen(c->mail_sender), 254);
+        config_free(c);
+    }
+    big[254] = 'a';
+    big[255] = '\0';
+    snprintf(to, sizeof to, "sender = \"%s\";", big);
+    expect_medit(from, to, ":15: mail.sender '%s' is not a mail address "
+                 "local@domain", big);
+    memset(big, 'l', 65);
+    snprintf(big + 65, sizeof big - 65, "@x.example");
+    snprintf(to, sizeof to, "sender = \"%s\";", big);
+    expect_medit(from, to, ":15: mail.sender '%s' is not a mail address "
+                 "local@domain", big);
+
+    /* ehlo */
+    expect_medit("ehlo = \"gateway.example\";", "ehlo = \".gateway\";",
+                 ":16: mail.ehlo '.gateway' is not a host name");
+    expect_medit("ehlo = \"gateway.example\";", "ehlo = \"gateway.\";",
+                 ":16: mail.ehlo 'gateway.' is not a host name");
+    expect_medit("ehlo = \"gateway.example\";", "ehlo = \"-gateway\";",
+                 ":16: mail.ehlo '-gateway' is not a host name");
+    expect_medit("ehlo = \"gateway.example\";", "ehlo = \"gateway-\";",
+                 ":16: mail.ehlo 'gateway-' is not a host name");
+    expect_medit("ehlo = \"gateway.example\";", "ehlo = \"gate way\";",
+                 ":16: mail.ehlo 'gate way' is not a host name");
+    expect_medit("ehlo = \"gateway.example\";", "ehlo = \"a..b\";",
+                 ":16: mail.ehlo 'a..b' is not a host name");
+    expect_medit("ehlo = \"gateway.example\";", "ehlo = \"[127.0.0.1]\";",
+                 ":16: mail.ehlo '[127.0.0.1]' is not a host name");
+    expect_medit("ehlo = \"gateway.example\";", "ehlo = \"\";",
+                 ":16: mail.ehlo must not be empty");
+    memset(big, 'h', 64);
+    big[64] = '\0';
+    snprintf(to, sizeof to, "ehlo = \"%s.example\";", big);
+    expect_medit("ehlo = \"gateway.example\";", to,
+                 ":16: mail.ehlo '%s.example' is not a host name", big);
+    big[63] = '\0';                     /* a 63 character label is fine */
+    snprintf(to, sizeof to, "ehlo = \"%s.Ex-4.example\";", big);
+    {
+        char *t = medit("ehlo = \"gateway.example\";", to);
+        struct config *c = load_ok(t);
+        free(t);
+        snprintf(to, sizeof to, "%s.Ex-4.example", big);
+        assert_string_equal(c->mail_ehlo, to);
+        config_free(c);
+    }
+    /* partner addresses use the same check */
+    expect_medit("\"backup@ec.example\"", "\"backup at ec.example\"",
+                 ":10: partner 'ec-nppo': mail.to 'backup at ec.example' is "
+                 "not a mail address local@domain");
+    expect_medit("\"backup@ec.example\"", "\"NPPO@EC.example\"",
+                 ":10: partner 'ec-nppo': mail.to lists 'NPPO@EC.example' "
+                 "twice");
+}
+
+static void test_mail_files(void **state)
+{
+    (void)state;
+    expect_medit(" key = \"../pki/signer.key\";", "",
+                 ":17: missing required key 'key' in mail.signing");
+    expect_medit("cert = \"../pki/signer.crt\"; ", "",
+                 ":17: missing required key 'cert' in mail.signing");
+    expect_medit("key = \"../pki/signer.key\";", "key = \"../pki/open.key\";",
+                 ":17: key file %s/../pki/open.key is readable by others "
+                 "(mode 0644); chmod 600 it", etc);
+    expect_medit("key = \"../pki/signer.key\";", "key = \"../pki/no.key\";",
+                 ":17: mail.signing.key %s/../pki/no.key: No such file or "
+                 "directory", etc);
+    expect_medit("cert = \"../pki/signer.crt\";", "cert = \"../pki\";",
+                 ":17: mail.signing.cert %s/../pki: not a regular file", etc);
+    expect_medit("chain = \"../pki/ca.crt\";", "chain = \"../pki/no.crt\";",
+                 ":17: mail.signing.chain %s/../pki/no.crt: No such file or "
+                 "directory", etc);
+    expect_medit("ca = \"../pki/ca.crt\"; auth", "ca = \"../pki/no.crt\"; auth",
+                 ":18: mail.relay.ca %s/../pki/no.crt: No such file or "
+                 "directory", etc);
+    expect_medit("certificate = \"../pki/p3.crt\";",
+                 "certificate = \"../pki/no.crt\";",
+                 ":10: partner 'ec-nppo': mail.certificate %s/../pki/no.crt: "
+                 "No such file or directory", etc);
+    expect_medit("certificate = \"../pki/p3.crt\";",
+                 "certificate = \"../pki/p3.key\";",
+                 ":10: partner 'ec-nppo': mail.certificate %s/../pki/p3.key: "
+                 "no PEM certificate in it", etc);
+
+    /* auth files */
+    expect_medit("relay.auth", "open.auth",
+                 ":18: auth file %s/../pki/open.auth is readable by others "
+                 "(mode 0644); chmod 600 it", etc);
+    expect_medit("relay.auth", "no.auth",
+                 ":18: mail.relay.auth_file %s/../pki/no.auth: No such file "
+                 "or directory", etc);
+    {
+        static const struct { const char *text, *why; } bad[] = {
+            { "", "it is empty" },
+            { "\n", "it is empty" },
+            { "secretpw\n", "no ':' in it" },
+            { ":secretpw\n", "empty user name" },
+            { "user:\n", "empty password" },
+            { "user:secretpw\nuser2:pw2\n", "more than one line" },
+            { "user:secretpw\n\n", "more than one line" },
+            { "user:secret\tpw\n", "a control character in it" },
+            { "user:secretpw\r\r\n", "a control character in it" },
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            write_pki("bad.auth", bad[i].text, 0600);
+            expect_medit("relay.auth", "bad.auth",
+                         ":18: mail.relay.auth_file %s/../pki/bad.auth is "
+                         "malformed: %s (want one line username:password)",
+                         etc, bad[i].why);
+        }
+        {   /* too large */
+            char big[1100];
+            memset(big, 'a', sizeof big - 1);
+            big[sizeof big - 1] = '\0';
+            big[5] = ':';
+            write_pki("bad.auth", big, 0600);
+            expect_medit("relay.auth", "bad.auth",
+                         ":18: mail.relay.auth_file %s/../pki/bad.auth is "
+                         "too large (at most 1024 bytes)", etc);
+        }
+    }
+    expect_medit("relay.auth", "..",
+                 ":18: mail.relay.auth_file %s/../pki/..: not a regular file",
+                 etc);
+}
+
+static void test_mail_relays(void **state)
+{
+    char *t;
+
+    (void)state;
+    expect_medit("starttls = \"optional\";", "starttls = \"yes\";",
+                 ":18: mail.relay.starttls 'yes' is not one of required, "
+                 "optional, off");
+    expect_medit("starttls = \"off\";", "starttls = \"OFF\";",
+                 ":20: relay 'ec-relay': starttls 'OFF' is not one of "
+                 "required, optional, off");
+    expect_medit("starttls = \"off\";", "starttls = 0;",
+                 ":20: relay 'ec-relay': starttls must be a string");
+    expect_medit("relay = \"ec-relay\";", "relay = \"nowhere\";",
+                 ":10: partner 'ec-nppo': mail.relay 'nowhere' is not a relay "
+                 "(known: default, ec-relay, v6)");
+    expect_medit("relay = \"ec-relay\";", "relay = \"EC-RELAY\";",
+                 ":10: partner 'ec-nppo': mail.relay 'EC-RELAY' is not a "
+                 "relay (known: default, ec-relay, v6)");
+    expect_medit("name = \"v6\";", "name = \"ec-relay\";",
+                 ":21: duplicate relay name 'ec-relay' (first defined at "
+                 "line 20)");
+    expect_medit("name = \"v6\";", "name = \"default\";",
+                 ":21: mail.relays #2: the name 'default' is reserved for "
+                 "mail.relay");
+    expect_medit("name = \"v6\";", "name = \"v 6\";",
+                 ":21: mail.relays #2: name 'v 6' is not 1 to 63 of "
+                 "[A-Za-z0-9._-]");
+    expect_medit("name = \"v6\"; ", "",
+                 ":21: missing required key 'name' in mail.relays #2");
+    expect_medit("host = \"::1\"; ", "",
+                 ":21: missing required key 'host' in relay 'v6'");
+    expect_medit("host = \"::1\";", "host = \"::1::2\";",
+                 ":21: relay 'v6': host '::1::2' is not a host name or IP "
+                 "address");
+    expect_medit("host = \"127.0.0.1\";", "host = \"relay_1\";",
+                 ":18: mail.relay.host 'relay_1' is not a host name or IP "
+                 "address");
+    expect_medit("host = \"127.0.0.1\"; ", "",
+                 ":18: missing required key 'host' in mail.relay");
+    expect_medit("port = 25;", "port = 0;",
+                 ":18: mail.relay.port = 0 is out of range 1..65535");
+    expect_medit("port = 2525;", "port = 65536;",
+                 ":20: relay 'ec-relay': port = 65536 is out of range "
+                 "1..65535");
+    expect_medit("concurrency = 3;", "concurrency = 65;",
+                 ":18: mail.relay.concurrency = 65 is out of range 1..64");
+    expect_medit("concurrency = 1;", "concurrency = 0;",
+                 ":20: relay 'ec-relay': concurrency = 0 is out of range "
+                 "1..64");
+    expect_medit("relay = { host", "relay = ( { host",
+                 ":18: syntax error");
+    t = medit("  relay = { host = \"127.0.0.1\";", "  relay = 5; x = { host =");
+    {
+        char *t2 = replace(t, "concurrency = 3; };", "};");
+        free(t);
+        t = replace(t2, " x = {", "#");
+        free(t2);
+    }
+    expect_text(t, ":18: mail.relay must be a group { ... }");
+    free(t);
+    expect_medit("relays = (", "relays = 5; x = (",
+                 ":19: unknown key 'x' in mail (allowed: sender, ehlo, "
+                 "signing, relay, relays, retry, timeout, workers)");
+    t = medit("  relays = (\n", "  relays = { x = 1; };\n");
+    {
+        char *t2 = replace(t, "    { name = \"ec-relay\"; host = "
+                           "\"smtp.ec.example\"; port = 2525; starttls = "
+                           "\"off\"; concurrency = 1; },\n    { name = \"v6\";"
+                           " host = \"::1\"; }\n  );\n", "");
+        free(t);
+        expect_text(t2, ":19: mail.relays must be a list ( { ... }, ... )");
+        free(t2);
+    }
+    expect_medit("    { name = \"v6\"; host = \"::1\"; }\n  );", "    \"v6\" );",
+                 ":21: mail.relays #2 must be a group { ... }");
+
+    /* the default relay is needed by a partner without relay = */
+    t = medit("  relay = { host = \"127.0.0.1\"; port = 25; starttls = "
+              "\"optional\"; ca = \"../pki/ca.crt\"; auth_file = "
+              "\"../pki/relay.auth\"; concurrency = 3; };\n", "");
+    expect_text(t, ":12: partner 'pe-nppo': mail uses the default relay but "
+                "there is no mail.relay");
+    {
+        char *t2 = replace(t, "mail = { to = [ \"pe@pe.example\" ]; };",
+                           "mail = { to = [ \"pe@pe.example\" ];\n"
+                           "      relay = \"default\"; };");
+        expect_text(t2, ":13: partner 'pe-nppo': mail uses the default relay "
+                    "but there is no mail.relay");
+        free(t2);
+    }
+    free(t);
+}
+
+static void test_mail_retry(void **state)
+{
+    char *t;
+
+    (void)state;
+    expect_medit("max_delay = 900;", "max_delay = 20;",
+                 ":23: mail.retry.max_delay = 20 is less than "
+                 "mail.retry.first_delay = 30");
+    expect_medit("first_delay = 30; factor = 1.5; max_delay = 900;",
+                 "first_delay = 7200; factor = 1.5;",
+                 ":23: mail.retry.first_delay = 7200 is more than "
+                 "mail.retry.max_delay = 3600 (the default)");
+    expect_medit("factor = 1.5;", "factor = 0.5;",
+                 ":23: mail.retry.factor = 0.5 is out of range 1.0..10.0");
+    expect_medit("factor = 1.5;", "factor = 10.01;",
+                 ":23: mail.retry.factor = 10.01 is out of range 1.0..10.0");
+    expect_medit("factor = 1.5;", "factor = 11;",
+                 ":23: mail.retry.factor = 11 is out of range 1.0..10.0");
+    expect_medit("factor = 1.5;", "factor = -2;",
+                 ":23: mail.retry.factor = -2 is out of range 1.0..10.0");
+    expect_medit("factor = 1.5;", "factor = \"2\";",
+                 ":23: mail.retry.factor must be a number");
+    expect_medit("first_delay = 30;", "first_delay = 0;",
+                 ":23: mail.retry.first_delay = 0 is out of range 1..86400");
+    expect_medit("first_delay = 30;", "first_delay = 86401;",
+                 ":23: mail.retry.first_delay = 86401 is out of range "
+                 "1..86400");
+    expect_medit("first_delay = 30;", "first_delay = 30.0;",
+                 ":23: mail.retry.first_delay must be an integer");
+    expect_medit("max_delay = 900;", "max_delay = 604801;",
+                 ":23: mail.retry.max_delay = 604801 is out of range "
+                 "1..604800");
+    expect_medit("max_age = 86400;", "max_age = 59;",
+                 ":23: mail.retry.max_age = 59 is out of range 60..2592000");
+    expect_medit("max_age = 86400;", "max_age = 2592001;",
+                 ":23: mail.retry.max_age = 2592001 is out of range "
+                 "60..2592000");
+    expect_medit("timeout = 20;", "timeout = 0;",
+                 ":24: mail.timeout = 0 is out of range 1..3600");
+    expect_medit("timeout = 20;", "timeout = 3601;",
+                 ":24: mail.timeout = 3601 is out of range 1..3600");
+    expect_medit("workers = 8;", "workers = 65;",
+                 ":25: mail.workers = 65 is out of range 1..64");
+    expect_medit("workers = 8;", "workers = 0;",
+                 ":25: mail.workers = 0 is out of range 1..64");
+    t = medit("retry = { first_delay = 30; factor = 1.5; max_delay = 900; "
+              "max_age = 86400; };", "retry = [ 1 ];");
+    expect_text(t, ":23: mail.retry must be a group { ... }");
+    free(t);
+}
+
+static void test_mail_structure(void **state)
+{
+    char text[4096], to[1024];
+    size_t k;
+
+    (void)state;
+    /* partner mail without a mail group */
+    snprintf(text, sizeof text, "%.*s",
+             (int)(strstr(mbase, "mail = {\n") - mbase), mbase);
+    expect_text(text, ":10: partner 'ec-nppo' has mail but there is no mail "
+                "group");
+    strcat(text, "mail = \"ecert@gateway.example\";\n");
+    expect_text(text, ":14: mail must be a group { ... }");
+
+    /* unknown keys */
+    expect_medit("timeout = 20;", "timeout = 20; bcc = 1;",
+                 ":24: unknown key 'bcc' in mail (allowed: sender, ehlo, "
+                 "signing, relay, relays, retry, timeout, workers)");
+    expect_medit("concurrency = 3;", "concurrency = 3; user = \"u\";",
+                 ":18: unknown key 'user' in mail.relay (allowed: host, port, "
+                 "starttls, ca, auth_file, concurrency)");
+    expect_medit("name = \"v6\";", "name = \"v6\"; password = 1;",
+                 ":21: unknown key 'password' in mail.relays #2 (allowed: "
+                 "name, host, port, starttls, ca, auth_file, concurrency)");
+    expect_medit("max_age = 86400;", "max_age = 86400; jitter = 1;",
+                 ":23: unknown key 'jitter' in mail.retry (allowed: "
+                 "first_delay, factor, max_delay, max_age)");
+    expect_medit("chain = \"../pki/ca.crt\";",
+                 "chain = \"../pki/ca.crt\"; pass = 1;",
+                 ":17: unknown key 'pass' in mail.signing (allowed: cert, "
+                 "key, chain)");
+    expect_medit("relay = \"ec-relay\";",
+                 "relay = \"ec-relay\"; cc = \"x@y.example\";",
+                 ":10: unknown key 'cc' in partner 'ec-nppo' mail (allowed: "
+                 "to, certificate, relay)");
+
+    /* missing keys */
+    expect_medit("  sender = \"ecert@gateway.example\";\n", "",
+                 ":14: missing required key 'sender' in mail");
+    expect_medit("  ehlo = \"gateway.example\";\n", "",
+                 ":14: missing required key 'ehlo' in mail");
+    expect_medit("  signing = { cert = \"../pki/signer.crt\"; key = "
+                 "\"../pki/signer.key\"; chain = \"../pki/ca.crt\"; };\n", "",
+                 ":14: missing required key 'signing' in mail");
+    expect_medit("mail = { to = [ \"pe@pe.example\" ]; };", "mail = { };",
+                 ":12: missing required key 'to' in partner 'pe-nppo' mail");
+
+    /* types */
+    expect_medit("sender = \"ecert@gateway.example\";", "sender = 1;",
+                 ":15: mail.sender must be a string");
+    expect_medit("signing = {", "signing = \"x\"; y = {",
+                 ":17: unknown key 'y' in mail (allowed: sender, ehlo, "
+                 "signing, relay, relays, retry, timeout, workers)");
+    {
+        char *t = medit("signing = { cert = \"../pki/signer.crt\"; key = "
+                        "\"../pki/signer.key\"; chain = \"../pki/ca.crt\"; };",
+                        "signing = \"../pki/signer.crt\";");
+        expect_text(t, ":17: mail.signing must be a group { ... }");
+        free(t);
+    }
+    expect_medit("mail = { to = [ \"pe@pe.example\" ]; };",
+                 "mail = \"pe@pe.example\";",
+                 ":12: partner 'pe-nppo': mail must be a group { ... }");
+    expect_medit("to = [ \"pe@pe.example\" ];", "to = \"pe@pe.example\";",
+                 ":12: partner 'pe-nppo': mail.to must be an array of "
+                 "addresses");
+    expect_medit("to = [ \"pe@pe.example\" ];", "to = [ 1 ];",
+                 ":12: partner 'pe-nppo': mail.to must be an array of "
+                 "addresses");
+    expect_medit("to = [ \"pe@pe.example\" ];", "to = [ ];",
+                 ":12: partner 'pe-nppo': mail.to must list 1 to 16 "
+                 "addresses (not 0)");
+    k = (size_t)snprintf(to, sizeof to, "to = [ ");
+    for (int i = 0; i < 17; i++)
+        k += (size_t)snprintf(to + k, sizeof to - k, "%s\"m%d@x.example\"",
+                              i ? ", " : "", i);
+    snprintf(to + k, sizeof to - k, " ];");
+    expect_medit("to = [ \"pe@pe.example\" ];", to,
+                 ":12: partner 'pe-nppo': mail.to must list 1 to 16 "
+                 "addresses (not 17)");
+    expect_medit("relay = \"ec-relay\";", "relay = 1;",
+                 ":10: partner 'ec-nppo': mail.relay must be a string");
+    expect_medit("certificate = \"../pki/p3.crt\";", "certificate = \"\";",
+                 ":10: partner 'ec-nppo': mail.certificate must not be empty");
+}
+
 /* No error buffer: still fails cleanly. */
 static void test_null_err_buffer(void **state)
 {
@@ -948,6 +1665,13 @@ int main(void)
         cmocka_unit_test(test_missing),
         cmocka_unit_test(test_partner_errors),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_mail_good),
+        cmocka_unit_test(test_mail_defaults),
+        cmocka_unit_test(test_mail_addresses),
+        cmocka_unit_test(test_mail_files),
+        cmocka_unit_test(test_mail_relays),
+        cmocka_unit_test(test_mail_retry),
+        cmocka_unit_test(test_mail_structure),
         cmocka_unit_test(test_null_err_buffer),
     };
 
