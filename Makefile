@@ -109,9 +109,7 @@ check: deps
 # ---- run ------------------------------------------------------------------
 run: deps
 	$(MAKE) all
-	bash deploy/dev-ca.sh var/dev-ca
-	mkdir -p var
-	$(B)/ecertd -f -c config/ecertd.example.conf
+	bash deploy/run-dev.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/ecert-gateway

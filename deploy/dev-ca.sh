@@ -8,9 +8,13 @@
 #   ca.crt ca.key              the CA (EC P-256, 10 years)
 #   server.crt server.key      for localhost (DNS:localhost, IP:127.0.0.1),
 #                              extendedKeyUsage serverAuth
-#   NAME.crt NAME.key NAME.fp  one client certificate (clientAuth) per
-#                              partner: bo-issuer bo-import ec-nppo pe-nppo
-#                              nl-nppo, plus every NAME given as argument
+#   mail-signer.crt .key       the gateway's S/MIME signing certificate
+#                              (emailProtection) for mail push
+#   NAME.crt NAME.key NAME.fp  one client certificate per partner
+#                              (clientAuth; emailProtection + keyAgreement
+#                              so mail can be encrypted to it):
+#                              bo-issuer bo-import ec-nppo pe-nppo nl-nppo,
+#                              plus every NAME given as argument
 # NAME.fp holds "sha256:<64 hex>", the SHA-256 of the certificate's DER
 # SubjectPublicKeyInfo: the `fingerprint` form of a partner in ecertd.conf.
 # Keys are mode 600.
@@ -31,7 +35,7 @@ clients=("${DEFAULT_CLIENTS[@]}" "$@")
 
 for n in "${clients[@]}"; do
     [[ $n =~ ^[A-Za-z0-9._-]{1,63}$ ]] || die "bad client name '$n'"
-    case $n in ca|server) die "client name '$n' is reserved" ;; esac
+    case $n in ca|server|mail-signer) die "client name '$n' is reserved" ;; esac
 done
 
 command -v openssl >/dev/null || die "openssl not found"
@@ -42,7 +46,7 @@ chmod 700 "$dir"
 
 # Nothing to do when the CA, the server and every client are there.
 complete=1
-for n in ca server "${clients[@]}"; do
+for n in ca server mail-signer "${clients[@]}"; do
     [ -s "$dir/$n.crt" ] && [ -s "$dir/$n.key" ] || complete=0
 done
 for n in "${clients[@]}"; do
@@ -90,15 +94,15 @@ EOF
     echo "dev-ca.sh: made CA $dir/ca.crt"
 fi
 
-# issue NAME USAGE SAN: key + certificate signed by the CA.
+# issue NAME USAGE SAN [KEYUSAGE]: key + certificate signed by the CA.
 issue() {
-    local name=$1 usage=$2 san=$3
+    local name=$1 usage=$2 san=$3 ku=${4:-digitalSignature}
     if [ -s "$dir/$name.crt" ] && [ -s "$dir/$name.key" ]; then
         return 0
     fi
     {
         echo "basicConstraints = critical, CA:false"
-        echo "keyUsage = critical, digitalSignature"
+        echo "keyUsage = critical, $ku"
         echo "extendedKeyUsage = $usage"
         echo "subjectKeyIdentifier = hash"
         echo "authorityKeyIdentifier = keyid"
@@ -119,8 +123,12 @@ issue() {
 }
 
 issue server serverAuth "DNS:localhost,IP:127.0.0.1"
+# The gateway's S/MIME signer (mail push).
+issue mail-signer emailProtection "email:ecert@gateway.invalid" \
+    "digitalSignature, nonRepudiation"
+# Partners: TLS client authentication, and mail encrypted to them (ECDH).
 for n in "${clients[@]}"; do
-    issue "$n" clientAuth ""
+    issue "$n" "clientAuth, emailProtection" "" "digitalSignature, keyAgreement"
     if [ ! -s "$dir/$n.fp" ]; then
         fingerprint "$dir/$n.crt" >"$tmp/$n.fp"
         chmod 644 "$tmp/$n.fp"
