@@ -8,16 +8,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash deploy/dev-ca.sh var/dev-ca
 mkdir -p var/mail
+chmod 0755 var
 chmod 0777 var/mail            # smtp-sink drops its privileges to nobody
+bash deploy/dev-ca.sh var/dev-ca
 
 sink=/usr/sbin/smtp-sink
 if [ -x "$sink" ]; then
     sinkuser=()
     [ "$(id -u)" = 0 ] && sinkuser=(-u nobody)
-    # -d: one file per message under var/mail/ (directory per hour).
-    "$sink" "${sinkuser[@]}" -d "$PWD/var/mail/%Y%m%d%H/%M%S." 127.0.0.1:2525 64 &
+    # -d: one file per message in var/mail/ (time stamp + random suffix).
+    "$sink" "${sinkuser[@]}" -d "$PWD/var/mail/%Y%m%d-%H%M%S." 127.0.0.1:2525 64 &
     sinkpid=$!
     trap 'kill $sinkpid 2>/dev/null || true' EXIT
     echo "run-dev.sh: smtp-sink on 127.0.0.1:2525 writing to var/mail/"

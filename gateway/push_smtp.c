@@ -128,8 +128,10 @@ status_text(char *reply, size_t replylen, const char *what,
     while (j > 0 && clean[j - 1] == ' ')
         j--;
     clean[j] = '\0';
-    snprintf(reply, replylen, "%s: %d %s", what, st != NULL ? st->code : 0,
-             clean);
+    if (st == NULL || st->code == 0)
+        snprintf(reply, replylen, "%s: no reply (connection closed)", what);
+    else
+        snprintf(reply, replylen, "%s: %d %s", what, st->code, clean);
 }
 
 int

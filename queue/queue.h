@@ -227,11 +227,90 @@ int queue_op_show(struct queue *q, const char *tracking,
 /* Integrity check ("ok" or SQLite's complaint in err). */
 int queue_op_check(struct queue *q, char *err, size_t errlen);
 
+/* ---- mail push (the daemon's push workers) --------------------------------
+ * These calls are not reachable by a partner's request: the push worker
+ * and the operator use them.  Every state change is durable (committed)
+ * before the call returns, and is recorded in the history. */
+
+/* One claimed mail delivery with its certificate.  Pointers are valid
+ * only during the callback. */
+struct q_mail {
+    int64_t delivery_id;
+    const char *tracking;
+    const char *partner;
+    int attempts;                   /* including this one */
+    int64_t created_ms;             /* when the delivery was created */
+    const char *from, *to;
+    int type, status, version;
+    const char *number;
+    const char *sender;
+    int64_t received_ms;
+    const unsigned char *sha256;    /* 32 bytes */
+    const unsigned char *content;
+    size_t content_len;
+};
+typedef int (*q_mail_cb)(void *arg, const struct q_mail *m);
+
+/* Claim the oldest due mail delivery (state waiting or deferred,
+ * next_attempt_ms <= now_ms) whose partner is not in skip[0..nskip-1]:
+ * in one transaction it becomes sending, attempts + 1, next_attempt_ms =
+ * now_ms + lease_ms (the lease); then cb is called with it.  Q_OK if one
+ * was claimed, Q_NOTFOUND if nothing is due. */
+int queue_mail_claim(struct queue *q, int64_t now_ms, int64_t lease_ms,
+                     const char *const *skip, size_t nskip,
+                     q_mail_cb cb, void *arg, char *err, size_t errlen);
+
+/* The outcome of a claimed delivery: state Q_DELIVERED, Q_DEFERRED (then
+ * next_ms is when to try again) or Q_DEAD; error (may be NULL) is kept as
+ * the last error (the server's reply: code and text).  Applies only if
+ * the delivery is still sending (an operator may have moved it):
+ * otherwise Q_NOTFOUND and nothing changes. */
+int queue_mail_done(struct queue *q, int64_t delivery_id, int state,
+                    int64_t next_ms, const char *error,
+                    char *err, size_t errlen);
+
+/* Start-up: mail deliveries left sending (a crash or kill in flight)
+ * become deferred and due now; *n says how many. */
+int queue_mail_recover(struct queue *q, int64_t now_ms, int *n,
+                       char *err, size_t errlen);
+
+/* When the next mail delivery is due: *next_ms = the smallest
+ * next_attempt_ms of waiting/deferred mail deliveries, 0 if none. */
+int queue_mail_next_due(struct queue *q, int64_t *next_ms,
+                        char *err, size_t errlen);
+
+/* ---- operator repair ------------------------------------------------------
+ * Each acts on the deliveries of one tracking number (partner NULL) or of
+ * one partner (tracking NULL), in one transaction, recording history
+ * with note "operator"; *n says how many deliveries changed (0 is not an
+ * error).  Q_NOTFOUND if the tracking number does not exist. */
+
+/* Mail deliveries waiting, deferred or dead: due now (dead ones come back
+ * as deferred with attempts kept).  Held ones are left alone. */
+int queue_op_retry(struct queue *q, const char *tracking, const char *partner,
+                   int64_t now_ms, int *n, char *err, size_t errlen);
+
+/* Any delivery not final (waiting, sending, deferred): held.  A held pull
+ * delivery is not offered to the partner; a held mail one is not sent. */
+int queue_op_hold(struct queue *q, const char *tracking, const char *partner,
+                  int *n, char *err, size_t errlen);
+
+/* Held deliveries: back to waiting (mail: due now). */
+int queue_op_release(struct queue *q, const char *tracking,
+                     const char *partner, int64_t now_ms, int *n,
+                     char *err, size_t errlen);
+
+/* Delete the dead or held deliveries of tracking (and their history);
+ * others are left.  The certificate stays. */
+int queue_op_purge(struct queue *q, const char *tracking, int *n,
+                   char *err, size_t errlen);
+
 /* test hook */
 /* The EXPLAIN QUERY PLAN detail lines (one per line) of the exact SQL the
  * store runs for which: "pull", "headers", "lookup" (latest version of
  * issuer + number), "duplicate", "status", "track", "ack", "pull_one",
- * "show".  Q_OK, or Q_ERR (unknown name, plan too long). */
+ * "show", "mail_claim" (the due scan), "mail_next".  Q_OK, or Q_ERR
+ * (unknown name, plan too long). */
 int queue_explain(struct queue *q, const char *which, char *plan,
                   size_t planlen);
 

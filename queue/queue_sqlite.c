@@ -27,7 +27,16 @@
  *                                             [queue_ack, pull channel]
  *        waiting  -> sending -> delivered | deferred -> sending ... | dead
  *                                             [mail worker, smtp channel]
- *        held may stand beside any non-final state   [operator]
+ *        sending  -> deferred                 [queue_mail_recover]
+ *        waiting | sending | deferred -> held [queue_op_hold]
+ *        held     -> waiting                  [queue_op_release]
+ *        dead     -> deferred                 [queue_op_retry]
+ *        dead | held -> (deleted)             [queue_op_purge]
+ *
+ *      next_attempt_ms: pull deliveries 0; mail deliveries waiting or
+ *      deferred: when due; sending: when the claim's lease ends; held and
+ *      final: 0.  Due mail is claimed smallest next_attempt_ms first,
+ *      read in that order from the delivery_due index.
  *
  *      Invariants: a final state is never left by queue_ack (a second
  *      acknowledgement is a no-op); every state change writes one event row
@@ -35,7 +44,8 @@
  *      not change the state.
  *
  *      Oldest first means in order of certificate id: ids are handed out
- *      in increasing order and rows are never deleted by this module.
+ *      in increasing order and certificate rows are never deleted by this
+ *      module (queue_op_purge deletes deliveries and their events only).
  *
  * DIAGNOSTICS
  *      Q_ERR with a message in err naming the step that failed.  Transient
@@ -141,6 +151,16 @@ static const char *const schema_sql =
     " d.pull_count, d.last_error, c.issuer, c.dest, c.number, c.type,"    \
     " c.status, c.version"
 
+/* The deliveries an operator verb acts on: one certificate's or one
+ * partner's (the other parameter is NULL). */
+#define OP_WHERE " WHERE (cert_id = ?1 OR partner = ?2)"
+/* retry: mail dead, or waiting/deferred but not yet due */
+#define RETRY_WHERE                                                       \
+    OP_WHERE " AND channel = 2"                                           \
+    " AND (state = 7 OR (state IN (0, 2) AND next_attempt_ms > ?4))"
+#define HOLD_WHERE OP_WHERE " AND state IN (0, 1, 2)"
+#define RELEASE_WHERE OP_WHERE " AND state = 8"
+
 enum stmt_id {
     ST_BEGIN,
     ST_COMMIT,
@@ -161,6 +181,22 @@ enum stmt_id {
     ST_SHOW_CERT,
     ST_SHOW_DEL,
     ST_SHOW_EV,
+    ST_MAIL_DUE,
+    ST_MAIL_TAKE,
+    ST_MAIL_GET,
+    ST_MAIL_DONE,
+    ST_MAIL_NEXT,
+    ST_RECOVER_EV,
+    ST_RECOVER,
+    ST_CERT_ID,
+    ST_RETRY_EV,
+    ST_RETRY,
+    ST_HOLD_EV,
+    ST_HOLD,
+    ST_RELEASE_EV,
+    ST_RELEASE,
+    ST_PURGE_EV,
+    ST_PURGE,
     ST_COUNT
 };
 
@@ -239,6 +275,75 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT d.partner, d.channel, e.at_ms, e.state, e.note"
         " FROM delivery d JOIN event e ON e.delivery_id = d.id"
         " WHERE d.cert_id = ?1 ORDER BY e.id",
+    /* Due mail, oldest due first: one ordered range of delivery_due per
+     * state, merged, so no sort and no scan past the first taker. */
+    [ST_MAIL_DUE] =
+        "SELECT next_attempt_ms, id, partner FROM delivery"
+        " WHERE channel = 2 AND state = 0 AND next_attempt_ms <= ?1"
+        " UNION ALL"
+        " SELECT next_attempt_ms, id, partner FROM delivery"
+        " WHERE channel = 2 AND state = 2 AND next_attempt_ms <= ?1"
+        " ORDER BY 1, 2",
+    [ST_MAIL_TAKE] =
+        "UPDATE delivery SET state = 1, attempts = attempts + 1,"
+        " next_attempt_ms = ?1, updated_ms = ?2"
+        " WHERE id = ?3 AND channel = 2 AND state IN (0, 2)"
+        " RETURNING attempts",
+    [ST_MAIL_GET] =
+        "SELECT c.tracking, d.partner, d.attempts, d.created_ms, c.issuer,"
+        " c.dest, c.type, c.status, c.version, c.number, c.sender,"
+        " c.received_ms, c.sha256, c.content"
+        " FROM delivery d JOIN certificate c ON c.id = d.cert_id"
+        " WHERE d.id = ?1",
+    [ST_MAIL_DONE] =
+        "UPDATE delivery SET state = ?1, next_attempt_ms = ?2,"
+        " last_error = ?3, updated_ms = ?4"
+        " WHERE id = ?5 AND channel = 2 AND state = 1",
+    [ST_MAIL_NEXT] =
+        "SELECT next_attempt_ms FROM delivery WHERE channel = 2 AND state = 0"
+        " UNION ALL"
+        " SELECT next_attempt_ms FROM delivery WHERE channel = 2 AND state = 2"
+        " ORDER BY 1 LIMIT 1",
+    /* The set-based statements below share their parameters: ?1 the
+     * certificate id (or NULL), ?2 the partner (or NULL), ?3 the time of
+     * the record, ?4 the scheduling time.  Each *_EV statement writes the
+     * events of exactly the rows its partner statement then changes. */
+    [ST_RECOVER_EV] =
+        "INSERT INTO event (delivery_id, at_ms, state, note)"
+        " SELECT id, ?3, 2, 'interrupted' FROM delivery"
+        " WHERE channel = 2 AND state = 1 ORDER BY id",
+    [ST_RECOVER] =
+        "UPDATE delivery SET state = 2, next_attempt_ms = ?4, updated_ms = ?3"
+        " WHERE channel = 2 AND state = 1",
+    [ST_CERT_ID] =
+        "SELECT id FROM certificate WHERE tracking = ?1",
+    [ST_RETRY_EV] =
+        "INSERT INTO event (delivery_id, at_ms, state, note)"
+        " SELECT id, ?3, CASE state WHEN 7 THEN 2 ELSE state END, 'operator'"
+        " FROM delivery" RETRY_WHERE " ORDER BY id",
+    [ST_RETRY] =
+        "UPDATE delivery SET state = CASE state WHEN 7 THEN 2 ELSE state END,"
+        " next_attempt_ms = ?4, updated_ms = ?3" RETRY_WHERE,
+    [ST_HOLD_EV] =
+        "INSERT INTO event (delivery_id, at_ms, state, note)"
+        " SELECT id, ?3, 8, 'operator' FROM delivery" HOLD_WHERE
+        " ORDER BY id",
+    [ST_HOLD] =
+        "UPDATE delivery SET state = 8, next_attempt_ms = 0, updated_ms = ?3"
+        HOLD_WHERE,
+    [ST_RELEASE_EV] =
+        "INSERT INTO event (delivery_id, at_ms, state, note)"
+        " SELECT id, ?3, 0, 'operator' FROM delivery" RELEASE_WHERE
+        " ORDER BY id",
+    [ST_RELEASE] =
+        "UPDATE delivery SET state = 0,"
+        " next_attempt_ms = CASE channel WHEN 2 THEN ?4 ELSE 0 END,"
+        " updated_ms = ?3" RELEASE_WHERE,
+    [ST_PURGE_EV] =
+        "DELETE FROM event WHERE delivery_id IN"
+        " (SELECT id FROM delivery WHERE cert_id = ?1 AND state IN (7, 8))",
+    [ST_PURGE] =
+        "DELETE FROM delivery WHERE cert_id = ?1 AND state IN (7, 8)",
 };
 
 struct queue {
@@ -1572,6 +1677,520 @@ out:
     return result;
 }
 
+/* ---- mail push ---------------------------------------------------------- */
+
+/* mail_copy - the claimed row of st (ST_MAIL_GET) into one allocation, so
+ * that no read transaction stays open while the callback sends it */
+static int
+mail_copy(struct queue *q, sqlite3_stmt *st, sqlite3_int64 id,
+          struct q_mail *m, unsigned char **buf, char *err, size_t errlen)
+{
+    static const int text_cols[] = { 0, 1, 4, 5, 9, 10 };
+    const char *texts[6];
+    size_t lens[6], total = Q_SHA256_LEN, clen, i;
+    const void *sha, *content;
+    unsigned char *p;
+
+    sha = sqlite3_column_blob(st, 12);
+    if (sha == NULL || sqlite3_column_bytes(st, 12) != Q_SHA256_LEN)
+        return q_failx(q, err, errlen, "store: certificate %s has a damaged "
+                       "digest; run the integrity check", col_text(st, 0));
+    for (i = 0; i < 6; i++) {
+        texts[i] = col_text(st, text_cols[i]);
+        lens[i] = strlen(texts[i]) + 1;
+        total += lens[i];
+    }
+    content = sqlite3_column_blob(st, 13);
+    clen = content != NULL ? (size_t)sqlite3_column_bytes(st, 13) : 0;
+    total += clen + 1;
+    p = malloc(total);
+    if (p == NULL)
+        return q_failx(q, err, errlen, "store: out of memory");
+    *buf = p;
+    memset(m, 0, sizeof(*m));
+    m->delivery_id = id;
+    m->attempts = sqlite3_column_int(st, 2);
+    m->created_ms = sqlite3_column_int64(st, 3);
+    m->type = sqlite3_column_int(st, 6);
+    m->status = sqlite3_column_int(st, 7);
+    m->version = sqlite3_column_int(st, 8);
+    m->received_ms = sqlite3_column_int64(st, 11);
+    for (i = 0; i < 6; i++) {
+        memcpy(p, texts[i], lens[i]);
+        texts[i] = (const char *)p;
+        p += lens[i];
+    }
+    m->tracking = texts[0];
+    m->partner = texts[1];
+    m->from = texts[2];
+    m->to = texts[3];
+    m->number = texts[4];
+    m->sender = texts[5];
+    memcpy(p, sha, Q_SHA256_LEN);
+    m->sha256 = p;
+    p += Q_SHA256_LEN;
+    if (clen > 0)
+        memcpy(p, content, clen);
+    p[clen] = '\0';
+    m->content = p;
+    m->content_len = clen;
+    return Q_OK;
+}
+
+/* mail_pick - the oldest due mail delivery whose partner is not skipped */
+static int
+mail_pick(struct queue *q, int64_t now, const char *const *skip,
+          size_t nskip, sqlite3_int64 *id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    const char *partner;
+    int result = Q_ERR, rc;
+    size_t i;
+
+    *id = 0;
+    if (stmt_get(q, ST_MAIL_DUE, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        partner = col_text(st, 2);
+        for (i = 0; i < nskip; i++)
+            if (skip[i] != NULL && strcmp(skip[i], partner) == 0)
+                break;
+        if (i == nskip) {
+            *id = sqlite3_column_int64(st, 1);
+            break;
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        q_fail(q, rc, "find due mail", err, errlen);
+        goto out;
+    }
+    result = *id != 0 ? Q_OK : Q_NOTFOUND;
+out:
+    stmt_done(st);
+    return result;
+}
+
+/* mail_take - make delivery id sending under a lease; its attempt count */
+static int
+mail_take(struct queue *q, sqlite3_int64 id, int64_t lease_end, int64_t at,
+          int *attempts, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    if (stmt_get(q, ST_MAIL_TAKE, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, lease_end);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int64(st, 3, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {            /* cannot happen under the lock */
+        q_failx(q, err, errlen, "store: due mail delivery %lld vanished",
+                (long long)id);
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        q_fail(q, rc, "claim mail", err, errlen);
+        goto out;
+    }
+    *attempts = sqlite3_column_int(st, 0);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        q_fail(q, rc, "claim mail", err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+int
+queue_mail_claim(struct queue *q, int64_t now, int64_t lease_ms,
+                 const char *const *skip, size_t nskip,
+                 q_mail_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct q_mail m;
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 id = 0;
+    unsigned char *buf = NULL;
+    int64_t at = now_ms();
+    char note[32];
+    int result = Q_ERR, began = 0, rc, attempts = 0, r;
+
+    if (now <= 0 || lease_ms < 0 || lease_ms > INT64_MAX - now) {
+        q_failx(q, err, errlen, "store: claim without a valid time or "
+                "lease");
+        goto out;
+    }
+    if (nskip > 0 && skip == NULL) {
+        q_failx(q, err, errlen, "store: claim with a missing skip list");
+        goto out;
+    }
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    r = mail_pick(q, now, skip, nskip, &id, err, errlen);
+    if (r != Q_OK) {
+        result = r;
+        goto out;
+    }
+    if (mail_take(q, id, now + lease_ms, at, &attempts, err, errlen) != Q_OK)
+        goto out;
+    snprintf(note, sizeof(note), "attempt %d", attempts);
+    if (event_add(q, id, at, Q_SENDING, note, (int)strlen(note), err,
+                  errlen) != Q_OK)
+        goto out;
+    if (stmt_get(q, ST_MAIL_GET, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            q_failx(q, err, errlen, "store: claimed mail delivery %lld has "
+                    "no certificate", (long long)id);
+        else
+            q_fail(q, rc, "read claimed mail", err, errlen);
+        goto out;
+    }
+    if (mail_copy(q, st, id, &m, &buf, err, errlen) != Q_OK)
+        goto out;
+    stmt_done(st);
+    st = NULL;
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    if (cb != NULL)
+        cb(arg, &m);
+    result = Q_OK;
+out:
+    stmt_done(st);
+    free(buf);
+    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
+                  !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    return result;
+}
+
+int
+queue_mail_done(struct queue *q, int64_t delivery_id, int state,
+                int64_t next, const char *error, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t at = now_ms();
+    const char *note;
+    int result = Q_ERR, began = 0, rc, elen, nlen;
+
+    if (state != Q_DELIVERED && state != Q_DEFERRED && state != Q_DEAD) {
+        q_failx(q, err, errlen, "store: %s is not a mail outcome",
+                q_state_name(state));
+        goto out;
+    }
+    if (state == Q_DEFERRED && next <= 0) {
+        q_failx(q, err, errlen, "store: deferred mail needs the time of "
+                "the next attempt");
+        goto out;
+    }
+    if (state != Q_DEFERRED)
+        next = 0;
+    if (error == NULL)
+        error = "";
+    elen = text_cut(error, Q_ERROR_MAX - 1);
+    note = error;
+    nlen = elen;
+    if (elen == 0 && state == Q_DELIVERED) {
+        note = "delivered";
+        nlen = 9;
+    }
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    if (stmt_get(q, ST_MAIL_DONE, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_int(st, 1, state);
+    sqlite3_bind_int64(st, 2, next);
+    sqlite3_bind_text(st, 3, error, elen, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, at);
+    sqlite3_bind_int64(st, 5, delivery_id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        q_fail(q, rc, "record the mail outcome", err, errlen);
+        goto out;
+    }
+    if (sqlite3_changes(q->db) == 0) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+    if (event_add(q, delivery_id, at, state, note, nlen, err, errlen) !=
+        Q_OK)
+        goto out;
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    result = Q_OK;
+out:
+    stmt_done(st);
+    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
+                  !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    return result;
+}
+
+/* op_step - bind the shared parameters (as far as st has them: ?1 cert_id
+ * or NULL, ?2 partner or NULL, ?3 at, ?4 now) and run st; *changed is
+ * the number of rows it changed */
+static int
+op_step(struct queue *q, enum stmt_id id, sqlite3_int64 cert_id,
+        const char *partner, int64_t at, int64_t now, const char *step,
+        int *changed, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc, np;
+
+    if (stmt_get(q, id, &st, err, errlen) != Q_OK)
+        goto out;
+    np = sqlite3_bind_parameter_count(st);
+    if (np >= 1) {
+        if (cert_id > 0)
+            sqlite3_bind_int64(st, 1, cert_id);
+        else
+            sqlite3_bind_null(st, 1);
+    }
+    if (np >= 2) {
+        if (partner != NULL)
+            sqlite3_bind_text(st, 2, partner, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 2);
+    }
+    if (np >= 3)
+        sqlite3_bind_int64(st, 3, at);
+    if (np >= 4)
+        sqlite3_bind_int64(st, 4, now);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        q_fail(q, rc, step, err, errlen);
+        goto out;
+    }
+    if (changed != NULL)
+        *changed = sqlite3_changes(q->db);
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+int
+queue_mail_recover(struct queue *q, int64_t now, int *n, char *err,
+                   size_t errlen)
+{
+    int64_t at = now_ms();
+    int result = Q_ERR, began = 0, changed = 0;
+
+    if (n != NULL)
+        *n = 0;
+    if (now <= 0) {
+        q_failx(q, err, errlen, "store: recovery without a valid time");
+        goto out;
+    }
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    if (op_step(q, ST_RECOVER_EV, 0, NULL, at, now, "record the recovery",
+                NULL, err, errlen) != Q_OK ||
+        op_step(q, ST_RECOVER, 0, NULL, at, now, "recover interrupted mail",
+                &changed, err, errlen) != Q_OK)
+        goto out;
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    if (n != NULL)
+        *n = changed;
+    result = Q_OK;
+out:
+    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
+                  !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    return result;
+}
+
+int
+queue_mail_next_due(struct queue *q, int64_t *next, char *err,
+                    size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    *next = 0;
+    if (stmt_get(q, ST_MAIL_NEXT, &st, err, errlen) != Q_OK)
+        goto out;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *next = sqlite3_column_int64(st, 0);
+    } else if (rc != SQLITE_DONE) {
+        q_fail(q, rc, "find the next due mail", err, errlen);
+        goto out;
+    }
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+/* ---- operator repair ---------------------------------------------------- */
+
+/* cert_find - the certificate id of tracking (Q_NOTFOUND if none) */
+static int
+cert_find(struct queue *q, const char *tracking, sqlite3_int64 *cert_id,
+          char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int result = Q_ERR, rc;
+
+    *cert_id = 0;
+    if (stmt_get(q, ST_CERT_ID, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        q_fail(q, rc, "find the certificate", err, errlen);
+        goto out;
+    }
+    *cert_id = sqlite3_column_int64(st, 0);
+    result = Q_OK;
+out:
+    stmt_done(st);
+    return result;
+}
+
+/* op_verb - run the event statement ev, then the change statement upd, on
+ * the deliveries of tracking or of partner, in one transaction */
+static int
+op_verb(struct queue *q, const char *tracking, const char *partner,
+        int64_t now, enum stmt_id ev, enum stmt_id upd, const char *what,
+        int *n, char *err, size_t errlen)
+{
+    sqlite3_int64 cert_id = 0;
+    int64_t at = now_ms();
+    int result = Q_ERR, began = 0, changed = 0, r;
+
+    if (n != NULL)
+        *n = 0;
+    if ((tracking == NULL) == (partner == NULL)) {
+        q_failx(q, err, errlen, "store: %s needs either a tracking number "
+                "or a partner id", what);
+        goto out;
+    }
+    if (partner != NULL && !partner_ok(partner)) {
+        q_failx(q, err, errlen, "store: no valid partner id given");
+        goto out;
+    }
+    if (now <= 0) {
+        q_failx(q, err, errlen, "store: %s without a valid time", what);
+        goto out;
+    }
+    if (tracking != NULL && !tracking_ok(tracking)) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    if (tracking != NULL) {
+        r = cert_find(q, tracking, &cert_id, err, errlen);
+        if (r != Q_OK) {
+            result = r;
+            goto out;
+        }
+    }
+    if (op_step(q, ev, cert_id, partner, at, now, "record the history",
+                NULL, err, errlen) != Q_OK ||
+        op_step(q, upd, cert_id, partner, at, now, what, &changed, err,
+                errlen) != Q_OK)
+        goto out;
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    if (n != NULL)
+        *n = changed;
+    result = Q_OK;
+out:
+    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
+                  !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    return result;
+}
+
+int
+queue_op_retry(struct queue *q, const char *tracking, const char *partner,
+               int64_t now, int *n, char *err, size_t errlen)
+{
+    return op_verb(q, tracking, partner, now, ST_RETRY_EV, ST_RETRY,
+                   "retry", n, err, errlen);
+}
+
+int
+queue_op_hold(struct queue *q, const char *tracking, const char *partner,
+              int *n, char *err, size_t errlen)
+{
+    /* a hold schedules nothing; the time is not used */
+    return op_verb(q, tracking, partner, now_ms(), ST_HOLD_EV, ST_HOLD,
+                   "hold", n, err, errlen);
+}
+
+int
+queue_op_release(struct queue *q, const char *tracking, const char *partner,
+                 int64_t now, int *n, char *err, size_t errlen)
+{
+    return op_verb(q, tracking, partner, now, ST_RELEASE_EV, ST_RELEASE,
+                   "release", n, err, errlen);
+}
+
+int
+queue_op_purge(struct queue *q, const char *tracking, int *n, char *err,
+               size_t errlen)
+{
+    sqlite3_int64 cert_id = 0;
+    int result = Q_ERR, began = 0, changed = 0, r;
+
+    if (n != NULL)
+        *n = 0;
+    if (!tracking_ok(tracking)) {
+        result = Q_NOTFOUND;
+        goto out;
+    }
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    r = cert_find(q, tracking, &cert_id, err, errlen);
+    if (r != Q_OK) {
+        result = r;
+        goto out;
+    }
+    if (op_step(q, ST_PURGE_EV, cert_id, NULL, 0, 0, "delete the history",
+                NULL, err, errlen) != Q_OK ||
+        op_step(q, ST_PURGE, cert_id, NULL, 0, 0, "purge", &changed, err,
+                errlen) != Q_OK)
+        goto out;
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    if (n != NULL)
+        *n = changed;
+    result = Q_OK;
+out:
+    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
+                  !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    return result;
+}
+
 /* ---- test hook ---------------------------------------------------------- */
 
 int
@@ -1590,6 +2209,8 @@ queue_explain(struct queue *q, const char *which, char *plan, size_t planlen)
         { "ack", ST_ACK_FIND },
         { "pull_one", ST_PULL_ONE },
         { "show", ST_SHOW_CERT },
+        { "mail_claim", ST_MAIL_DUE },
+        { "mail_next", ST_MAIL_NEXT },
     };
     sqlite3_stmt *st = NULL;
     char *sql = NULL;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "queue.h"
@@ -190,7 +192,7 @@ struct dels {
     char partner[MAXROWS][Q_PARTNER_MAX];
     char last_error[MAXROWS][Q_ERROR_MAX];
     int channel[MAXROWS], state[MAXROWS], pull_count[MAXROWS];
-    int version[MAXROWS];
+    int version[MAXROWS], attempts[MAXROWS];
     int64_t pulled_ms[MAXROWS], next_attempt_ms[MAXROWS];
 };
 
@@ -210,6 +212,7 @@ del_cb(void *arg, const struct q_delivery *d)
     s->pulled_ms[i] = d->pulled_ms;
     s->next_attempt_ms[i] = d->next_attempt_ms;
     s->version[i] = d->version;
+    s->attempts[i] = d->attempts;
     s->n++;
     return 0;
 }
@@ -878,6 +881,978 @@ test_op_show(void **state)
     free(s);
 }
 
+/* ---- mail push and operator repair ------------------------------------- */
+
+#define NMAIL 200
+
+static const struct q_addressee to_m[] = { { "ppm", Q_CH_SMTP } };
+
+static int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct mails {
+    int n;
+    int64_t id[MAXROWS], created[MAXROWS], received[MAXROWS];
+    char tracking[MAXROWS][Q_TRACKING_MAX];
+    char partner[MAXROWS][Q_PARTNER_MAX];
+    char number[MAXROWS][Q_NUMBER_MAX];
+    char from[MAXROWS][8], to[MAXROWS][8], sender[MAXROWS][Q_PARTNER_MAX];
+    int attempts[MAXROWS], type[MAXROWS], status[MAXROWS], version[MAXROWS];
+    unsigned char sha256[MAXROWS][32];
+    unsigned char content[MAXROWS][64];
+    size_t content_len[MAXROWS];
+};
+
+static int
+mail_cb(void *arg, const struct q_mail *m)
+{
+    struct mails *s = arg;
+    int i = s->n;
+
+    assert_true(i < MAXROWS);
+    s->id[i] = m->delivery_id;
+    s->created[i] = m->created_ms;
+    s->received[i] = m->received_ms;
+    snprintf(s->tracking[i], Q_TRACKING_MAX, "%s", m->tracking);
+    snprintf(s->partner[i], Q_PARTNER_MAX, "%s", m->partner);
+    snprintf(s->number[i], Q_NUMBER_MAX, "%s", m->number);
+    snprintf(s->from[i], 8, "%s", m->from);
+    snprintf(s->to[i], 8, "%s", m->to);
+    snprintf(s->sender[i], Q_PARTNER_MAX, "%s", m->sender);
+    s->attempts[i] = m->attempts;
+    s->type[i] = m->type;
+    s->status[i] = m->status;
+    s->version[i] = m->version;
+    assert_non_null(m->sha256);
+    memcpy(s->sha256[i], m->sha256, 32);
+    assert_non_null(m->content);
+    assert_true(m->content_len <= sizeof(s->content[i]));
+    memcpy(s->content[i], m->content, m->content_len);
+    s->content_len[i] = m->content_len;
+    s->n++;
+    return 0;
+}
+
+/* claim - one claim; on Q_OK the claimed delivery is s->...[s->n - 1] */
+static int
+claim(struct fixture *f, int64_t now, const char *const *skip, size_t nskip,
+      struct mails *s)
+{
+    int before = s->n, rc;
+
+    rc = queue_mail_claim(f->q, now, 60000, skip, nskip, mail_cb, s,
+                          f->err, sizeof(f->err));
+    if (rc == Q_OK)
+        assert_int_equal(s->n, before + 1);
+    else
+        assert_int_equal(s->n, before);
+    return rc;
+}
+
+static int64_t
+next_due(struct fixture *f)
+{
+    int64_t next = -1;
+
+    assert_int_equal(queue_mail_next_due(f->q, &next, f->err,
+                                         sizeof(f->err)), Q_OK);
+    return next;
+}
+
+static void
+mail_handin(struct fixture *f, const char *number, const char *partner,
+            char *tracking)
+{
+    const struct q_addressee to[] = { { partner, Q_CH_SMTP } };
+
+    handin_ok(f, number, number, to, 1, tracking);
+}
+
+/* show - the deliveries and history of tracking (caller frees) */
+static struct show *
+show(struct fixture *f, const char *tracking)
+{
+    struct show *s = calloc(1, sizeof(*s));
+
+    assert_non_null(s);
+    assert_int_equal(queue_op_show(f->q, tracking, NULL, show_del_cb,
+                                   show_ev_cb, s, f->err, sizeof(f->err)),
+                     Q_OK);
+    return s;
+}
+
+static void
+test_mail_claim_order(void **state)
+{
+    struct fixture *f = *state;
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX], t3[Q_TRACKING_MAX],
+         tp[Q_TRACKING_MAX];
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    struct mails *s = calloc(1, sizeof(*s));
+    struct dels d;
+    int64_t base, far;
+
+    assert_non_null(s);
+    /* an empty store: nothing due */
+    assert_int_equal(claim(f, wall_ms() + 1000, NULL, 0, s), Q_NOTFOUND);
+    assert_int_equal(next_due(f), 0);
+
+    handin_ok(f, "P-1", "<pull/>", to_a, 1, tp);     /* never claimed */
+    mail_handin(f, "M-1", "ppm", t1);
+    mail_handin(f, "M-2", "ppm", t2);
+    mail_handin(f, "M-3", "ppn", t3);
+    list(f, NULL, -1, Q_CH_SMTP, 0, &d);
+    assert_int_equal(d.n, 3);
+    base = d.next_attempt_ms[0];
+    assert_true(base > 0);
+    assert_true(d.next_attempt_ms[1] >= base);
+    assert_true(d.next_attempt_ms[2] >= base);
+    assert_int_equal(next_due(f), base);
+
+    /* not yet due */
+    assert_int_equal(claim(f, base - 1, NULL, 0, s), Q_NOTFOUND);
+
+    /* the oldest due first, with everything about it */
+    assert_int_equal(claim(f, base + 10000, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[0], t1);
+    assert_string_equal(s->partner[0], "ppm");
+    assert_string_equal(s->number[0], "M-1");
+    assert_string_equal(s->from[0], "NL");
+    assert_string_equal(s->to[0], "DE");
+    assert_string_equal(s->sender[0], "nl-gw");
+    assert_int_equal(s->type[0], 851);
+    assert_int_equal(s->status[0], 70);
+    assert_int_equal(s->version[0], 1);
+    assert_int_equal(s->attempts[0], 1);
+    assert_int_equal(s->created[0], base);
+    assert_true(s->received[0] > 0);
+    assert_int_equal(s->content_len[0], 3);
+    assert_memory_equal(s->content[0], "M-1", 3);
+    assert_int_equal(EVP_Digest("M-1", 3, md, &mdlen, EVP_sha256(), NULL),
+                     1);
+    assert_memory_equal(s->sha256[0], md, 32);
+
+    /* deferred to before M-2 was due: it comes before M-2 */
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DEFERRED, base - 5,
+                                     "421 busy", f->err, sizeof(f->err)),
+                     Q_OK);
+    assert_int_equal(next_due(f), base - 5);
+    assert_int_equal(claim(f, base + 10000, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[1], t1);
+    assert_int_equal(s->id[1], s->id[0]);
+    assert_int_equal(s->attempts[1], 2);
+
+    /* deferred into the future: the waiting ones come first */
+    far = base + 3600000;
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DEFERRED, far,
+                                     "421 busy", f->err, sizeof(f->err)),
+                     Q_OK);
+    assert_int_equal(claim(f, base + 10000, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[2], t2);
+    assert_int_equal(claim(f, base + 10000, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[3], t3);
+    assert_string_equal(s->partner[3], "ppn");
+    assert_int_equal(claim(f, base + 10000, NULL, 0, s), Q_NOTFOUND);
+    /* the ones sending do not count as due */
+    assert_int_equal(next_due(f), far);
+    assert_int_equal(claim(f, far - 1, NULL, 0, s), Q_NOTFOUND);
+    assert_int_equal(claim(f, far, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[4], t1);
+    assert_int_equal(s->attempts[4], 3);
+    assert_int_equal(next_due(f), 0);
+
+    /* the pull delivery was never touched */
+    list(f, "ppa", -1, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.state[0], Q_WAITING);
+    assert_int_equal(d.attempts[0], 0);
+    free(s);
+}
+
+struct claim_probe {
+    struct mails m;
+    struct queue *other;
+    const char *tracking;
+    int state_seen, hold_rc, held;
+    time_t took;
+};
+
+/* probe_cb - while the callback runs the claim is committed: another
+ * handle sees it sending and can write at once */
+static int
+probe_cb(void *arg, const struct q_mail *m)
+{
+    struct claim_probe *p = arg;
+    struct dels d;
+    struct q_filter flt = { "ppm", Q_SENDING, Q_CH_SMTP, 0 };
+    char err[256];
+    time_t t0 = time(NULL);
+
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(queue_op_list(p->other, &flt, del_cb, &d, err,
+                                   sizeof(err)), Q_OK);
+    assert_int_equal(d.n, 1);
+    p->state_seen = d.state[0];
+    p->hold_rc = queue_op_hold(p->other, p->tracking, NULL, &p->held, err,
+                               sizeof(err));
+    p->took = time(NULL) - t0;
+    return mail_cb(&p->m, m);
+}
+
+static void
+test_mail_claim_state(void **state)
+{
+    struct fixture *f = *state;
+    char t[Q_TRACKING_MAX];
+    struct claim_probe *p = calloc(1, sizeof(*p));
+    struct show *sh;
+    struct dels d;
+    int64_t now;
+
+    assert_non_null(p);
+    mail_handin(f, "CS-1", "ppm", t);
+    now = wall_ms() + 5;
+    assert_int_equal(queue_mail_claim(f->q, now, 30000, NULL, 0, mail_cb,
+                                      &p->m, f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(p->m.n, 1);
+    list(f, "ppm", -1, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.state[0], Q_SENDING);
+    assert_int_equal(d.attempts[0], 1);
+    assert_int_equal(d.next_attempt_ms[0], now + 30000);      /* the lease */
+    sh = show(f, t);
+    assert_int_equal(sh->nev, 2);
+    assert_int_equal(sh->ev_state[0], Q_WAITING);
+    assert_int_equal(sh->ev_state[1], Q_SENDING);
+    assert_int_equal(sh->ev_channel[1], Q_CH_SMTP);
+    assert_string_equal(sh->ev_note[1], "attempt 1");
+    free(sh);
+    /* a sending delivery is not claimed again, lease or not */
+    assert_int_equal(claim(f, now + 3600000, NULL, 0, &p->m), Q_NOTFOUND);
+
+    /* the callback runs after the commit */
+    mail_handin(f, "CS-2", "ppm", t);
+    assert_int_equal(queue_mail_done(f->q, p->m.id[0], Q_DELIVERED, 0, NULL,
+                                     f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_open(&p->other, f->path, 0, f->err,
+                                sizeof(f->err)), Q_OK);
+    queue_set_sync(p->other, 0);
+    p->tracking = t;
+    memset(&p->m, 0, sizeof(p->m));
+    assert_int_equal(queue_mail_claim(f->q, wall_ms() + 5, 30000, NULL, 0,
+                                      probe_cb, p, f->err, sizeof(f->err)),
+                     Q_OK);
+    queue_close(p->other);
+    assert_int_equal(p->m.n, 1);
+    assert_string_equal(p->m.tracking[0], t);
+    assert_int_equal(p->state_seen, Q_SENDING);
+    assert_int_equal(p->hold_rc, Q_OK);
+    assert_int_equal(p->held, 1);
+    assert_true(p->took < 3);
+    /* the operator moved it: the outcome no longer applies */
+    assert_int_equal(queue_mail_done(f->q, p->m.id[0], Q_DELIVERED, 0, NULL,
+                                     f->err, sizeof(f->err)), Q_NOTFOUND);
+    list(f, "ppm", Q_HELD, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.tracking[0], t);
+    free(p);
+}
+
+static void
+test_mail_skip(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const skip_m[] = { "ppx", "ppm" };
+    static const char *const skip_all[] = { "ppm", "ppn" };
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX], t3[Q_TRACKING_MAX];
+    struct mails *s = calloc(1, sizeof(*s));
+    int64_t now;
+
+    assert_non_null(s);
+    mail_handin(f, "SK-1", "ppm", t1);
+    mail_handin(f, "SK-2", "ppm", t2);
+    mail_handin(f, "SK-3", "ppn", t3);
+    now = wall_ms() + 1000;
+    assert_int_equal(claim(f, now, skip_all, 2, s), Q_NOTFOUND);
+    assert_int_equal(claim(f, now, skip_m, 2, s), Q_OK);
+    assert_string_equal(s->tracking[0], t3);
+    assert_int_equal(claim(f, now, skip_m, 2, s), Q_NOTFOUND);
+    assert_int_equal(claim(f, now, skip_m, 1, s), Q_OK);    /* only ppx */
+    assert_string_equal(s->tracking[1], t1);
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[2], t2);
+    /* a skip count without a list is the caller's error */
+    assert_int_equal(queue_mail_claim(f->q, now, 1000, NULL, 1, mail_cb, s,
+                                      f->err, sizeof(f->err)), Q_ERR);
+    assert_false(queue_err_transient(f->q));
+    free(s);
+}
+
+struct claimer {
+    struct queue *q;
+    pthread_barrier_t *start;
+    int64_t now;
+    int n, errors;
+    int64_t ids[NMAIL];
+    char err[256];
+};
+
+/* id_cb - note the id, then take a while as sending would, so that the
+ * other thread gets its turn at the store */
+static int
+id_cb(void *arg, const struct q_mail *m)
+{
+    struct claimer *c = arg;
+    struct timespec ts = { 0, 1000000 };
+
+    if (c->n < NMAIL)
+        c->ids[c->n] = m->delivery_id;
+    c->n++;
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+static void *
+claimer_run(void *arg)
+{
+    struct claimer *c = arg;
+    int rc;
+
+    pthread_barrier_wait(c->start);
+    for (;;) {
+        rc = queue_mail_claim(c->q, c->now, 60000, NULL, 0, id_cb, c,
+                              c->err, sizeof(c->err));
+        if (rc == Q_NOTFOUND)
+            break;
+        if (rc != Q_OK) {
+            c->errors++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+static void
+test_mail_concurrent_claims(void **state)
+{
+    struct fixture *f = *state;
+    struct claimer *c = calloc(2, sizeof(*c));
+    int64_t *all = calloc(2 * NMAIL, sizeof(*all));
+    pthread_barrier_t start;
+    pthread_t th[2];
+    struct status_rows st;
+    char t[Q_TRACKING_MAX], num[16];
+    int i, n;
+
+    assert_non_null(c);
+    assert_non_null(all);
+    for (i = 0; i < NMAIL; i++) {
+        snprintf(num, sizeof(num), "CC-%d", i);
+        mail_handin(f, num, i % 2 ? "ppm" : "ppn", t);
+    }
+    assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(queue_open(&c[i].q, f->path, 0, f->err,
+                                    sizeof(f->err)), Q_OK);
+        queue_set_sync(c[i].q, 0);
+        c[i].start = &start;
+        c[i].now = wall_ms() + 1000;
+    }
+    for (i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, claimer_run, &c[i]),
+                         0);
+    for (i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    pthread_barrier_destroy(&start);
+    for (i = 0; i < 2; i++) {
+        if (c[i].errors != 0)
+            fprintf(stderr, "claimer %d: %s\n", i, c[i].err);
+        assert_int_equal(c[i].errors, 0);
+        queue_close(c[i].q);
+    }
+    if (getenv("TEST_QUEUE_PLANS") != NULL)
+        fprintf(stderr, "claims: %d + %d\n", c[0].n, c[1].n);
+    assert_int_equal(c[0].n + c[1].n, NMAIL);
+    assert_true(c[0].n > 0 && c[1].n > 0);       /* they did interleave */
+    n = 0;
+    for (i = 0; i < c[0].n; i++)
+        all[n++] = c[0].ids[i];
+    for (i = 0; i < c[1].n; i++)
+        all[n++] = c[1].ids[i];
+    qsort(all, (size_t)n, sizeof(*all), cmp_id);
+    for (i = 1; i < n; i++)
+        assert_true(all[i - 1] < all[i]);           /* each exactly once */
+    /* and every one of them is sending, claimed once */
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(queue_op_status(f->q, status_cb, &st, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(st.n, 2);
+    assert_int_equal(st.state[0], Q_SENDING);
+    assert_int_equal(st.state[1], Q_SENDING);
+    assert_int_equal(st.count[0] + st.count[1], NMAIL);
+    {
+        sqlite3 *raw = NULL;
+        sqlite3_stmt *q = NULL;
+
+        assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(raw, "SELECT count(*),"
+                         " min(attempts), max(attempts) FROM delivery",
+                         -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), NMAIL);
+        assert_int_equal(sqlite3_column_int(q, 1), 1);
+        assert_int_equal(sqlite3_column_int(q, 2), 1);
+        sqlite3_finalize(q);
+        sqlite3_close(raw);
+    }
+    free(all);
+    free(c);
+}
+
+static void
+test_mail_done(void **state)
+{
+    struct fixture *f = *state;
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX], t3[Q_TRACKING_MAX],
+         t4[Q_TRACKING_MAX], big[2000];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct status_rows st;
+    struct show *sh;
+    struct dels d;
+    int64_t now, later;
+    int i;
+
+    assert_non_null(s);
+    mail_handin(f, "D-1", "ppm", t1);
+    mail_handin(f, "D-2", "ppm", t2);
+    mail_handin(f, "D-3", "ppm", t3);
+    mail_handin(f, "D-4", "ppm", t4);
+    now = wall_ms() + 1000;
+    later = now + 600000;
+    for (i = 0; i < 4; i++)
+        assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[3], t4);
+
+    /* not outcomes, or deferred without a time: refused, nothing moves */
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_WAITING, 0, NULL,
+                                     f->err, sizeof(f->err)), Q_ERR);
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_FAILED, 0, NULL,
+                                     f->err, sizeof(f->err)), Q_ERR);
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DEFERRED, 0, "x",
+                                     f->err, sizeof(f->err)), Q_ERR);
+    assert_false(queue_err_transient(f->q));
+
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DELIVERED, 12345,
+                                     "250 2.0.0 Ok: queued as 4Abc",
+                                     f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_mail_done(f->q, s->id[1], Q_DEFERRED, later,
+                                     "451 4.7.1 try again later", f->err,
+                                     sizeof(f->err)), Q_OK);
+    memset(big, 'e', sizeof(big));
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(queue_mail_done(f->q, s->id[2], Q_DEAD, later, big,
+                                     f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_mail_done(f->q, s->id[3], Q_DELIVERED, 0, NULL,
+                                     f->err, sizeof(f->err)), Q_OK);
+
+    list(f, "ppm", -1, 0, 0, &d);
+    assert_int_equal(d.n, 4);
+    assert_int_equal(d.state[0], Q_DELIVERED);
+    assert_int_equal(d.next_attempt_ms[0], 0);
+    assert_string_equal(d.last_error[0], "250 2.0.0 Ok: queued as 4Abc");
+    assert_int_equal(d.state[1], Q_DEFERRED);
+    assert_int_equal(d.next_attempt_ms[1], later);
+    assert_int_equal(d.attempts[1], 1);
+    assert_string_equal(d.last_error[1], "451 4.7.1 try again later");
+    assert_int_equal(d.state[2], Q_DEAD);
+    assert_int_equal(d.next_attempt_ms[2], 0);
+    assert_int_equal(strlen(d.last_error[2]), Q_ERROR_MAX - 1);
+    {
+        sqlite3 *raw = NULL;
+        sqlite3_stmt *q = NULL;
+
+        /* cut in the store, not just in the listing */
+        assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(raw, "SELECT length(last_error)"
+                         " FROM delivery WHERE state = 7", -1, &q, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), Q_ERROR_MAX - 1);
+        sqlite3_finalize(q);
+        sqlite3_close(raw);
+    }
+    assert_int_equal(d.state[3], Q_DELIVERED);
+    assert_string_equal(d.last_error[3], "");
+    assert_int_equal(track_state(f, "nl-gw", t1), Q_DELIVERED);
+
+    /* history: created, sending, outcome (note: the reply or delivered) */
+    sh = show(f, t2);
+    assert_int_equal(sh->nev, 3);
+    assert_int_equal(sh->ev_state[1], Q_SENDING);
+    assert_int_equal(sh->ev_state[2], Q_DEFERRED);
+    assert_string_equal(sh->ev_note[2], "451 4.7.1 try again later");
+    free(sh);
+    sh = show(f, t1);
+    assert_int_equal(sh->nev, 3);
+    assert_int_equal(sh->ev_state[2], Q_DELIVERED);
+    assert_string_equal(sh->ev_note[2], "250 2.0.0 Ok: queued as 4Abc");
+    free(sh);
+    sh = show(f, t4);
+    assert_int_equal(sh->nev, 3);
+    assert_string_equal(sh->ev_note[2], "delivered");
+    free(sh);
+    sh = show(f, t3);
+    assert_int_equal(sh->nev, 3);
+    assert_int_equal(sh->ev_state[2], Q_DEAD);
+    free(sh);
+
+    /* only a sending delivery takes an outcome */
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DEAD, 0, "late",
+                                     f->err, sizeof(f->err)), Q_NOTFOUND);
+    assert_int_equal(queue_mail_done(f->q, s->id[1], Q_DELIVERED, 0, "late",
+                                     f->err, sizeof(f->err)), Q_NOTFOUND);
+    assert_int_equal(queue_mail_done(f->q, 987654321, Q_DELIVERED, 0, NULL,
+                                     f->err, sizeof(f->err)), Q_NOTFOUND);
+    list(f, "ppm", -1, 0, 0, &d);
+    assert_int_equal(d.state[0], Q_DELIVERED);
+    assert_string_equal(d.last_error[0], "250 2.0.0 Ok: queued as 4Abc");
+    assert_int_equal(d.state[1], Q_DEFERRED);
+    sh = show(f, t2);
+    assert_int_equal(sh->nev, 3);
+    free(sh);
+
+    /* status: the deferred row's next attempt; none for final rows */
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(queue_op_status(f->q, status_cb, &st, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(st.n, 3);
+    assert_int_equal(st.state[0], Q_DEFERRED);
+    assert_int_equal(st.next[0], later);
+    assert_int_equal(st.state[1], Q_DELIVERED);
+    assert_int_equal(st.count[1], 2);
+    assert_int_equal(st.next[1], 0);
+    assert_int_equal(st.state[2], Q_DEAD);
+    assert_int_equal(st.next[2], 0);
+    free(s);
+}
+
+static void
+test_mail_recover(void **state)
+{
+    struct fixture *f = *state;
+    char t0[Q_TRACKING_MAX], t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX],
+         t3[Q_TRACKING_MAX];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct show *sh;
+    struct dels d;
+    int64_t now, rec;
+    int n = -1;
+
+    assert_non_null(s);
+    handin_ok(f, "R-0", "<p/>", to_a, 1, t0);
+    mail_handin(f, "R-1", "ppm", t1);
+    mail_handin(f, "R-2", "ppn", t2);
+    mail_handin(f, "R-3", "ppm", t3);
+    now = wall_ms() + 1000;
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    rec = now + 50;
+    assert_int_equal(queue_mail_recover(f->q, rec, &n, f->err,
+                                        sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 2);
+    list(f, NULL, -1, Q_CH_SMTP, 0, &d);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.state[0], Q_DEFERRED);
+    assert_int_equal(d.next_attempt_ms[0], rec);
+    assert_int_equal(d.attempts[0], 1);
+    assert_int_equal(d.state[1], Q_DEFERRED);
+    assert_int_equal(d.next_attempt_ms[1], rec);
+    assert_int_equal(d.state[2], Q_WAITING);
+    assert_int_equal(d.attempts[2], 0);
+    list(f, "ppa", -1, 0, 0, &d);
+    assert_int_equal(d.state[0], Q_WAITING);
+    sh = show(f, t2);
+    assert_int_equal(sh->nev, 3);
+    assert_int_equal(sh->ev_state[2], Q_DEFERRED);
+    assert_string_equal(sh->ev_note[2], "interrupted");
+    free(sh);
+    /* nothing left sending */
+    assert_int_equal(queue_mail_recover(f->q, rec, &n, f->err,
+                                        sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 0);
+    /* and due again (the waiting R-3 was due earlier, so it comes first) */
+    assert_int_equal(claim(f, rec, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[2], t3);
+    assert_int_equal(claim(f, rec, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[3], t1);
+    assert_int_equal(s->attempts[3], 2);
+    free(s);
+}
+
+static void
+test_mail_next_due(void **state)
+{
+    struct fixture *f = *state;
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct dels d;
+    int64_t now;
+
+    assert_non_null(s);
+    assert_int_equal(next_due(f), 0);
+    handin_ok(f, "N-0", "<p/>", to_a, 1, t1);      /* pull: never due */
+    assert_int_equal(next_due(f), 0);
+    mail_handin(f, "N-1", "ppm", t1);
+    mail_handin(f, "N-2", "ppm", t2);
+    list(f, "ppm", -1, 0, 0, &d);
+    assert_int_equal(next_due(f), d.next_attempt_ms[0]);
+    now = wall_ms() + 1000;
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    assert_int_equal(next_due(f), d.next_attempt_ms[1]);
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DEFERRED, now + 7,
+                                     "4xx", f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(next_due(f), d.next_attempt_ms[1]);
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    assert_int_equal(next_due(f), now + 7);
+    assert_int_equal(queue_mail_done(f->q, s->id[1], Q_DEFERRED, now + 3,
+                                     "4xx", f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(next_due(f), now + 3);
+    assert_int_equal(queue_op_hold(f->q, NULL, "ppm", NULL, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(next_due(f), 0);
+    free(s);
+}
+
+static void
+test_op_retry(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee both[] = {
+        { "ppa", Q_CH_PULL }, { "ppm", Q_CH_SMTP }
+    };
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX], t3[Q_TRACKING_MAX],
+         t4[Q_TRACKING_MAX];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct show *sh;
+    struct dels d;
+    int64_t now, r;
+    int n = -1;
+
+    assert_non_null(s);
+    handin_ok(f, "RT-1", "<1/>", both, 2, t1);
+    mail_handin(f, "RT-2", "ppm", t2);
+    mail_handin(f, "RT-3", "ppm", t3);
+    mail_handin(f, "RT-4", "ppn", t4);
+    now = wall_ms() + 1000;
+    r = now + 100;
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);          /* RT-1 */
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);          /* RT-2 */
+    assert_string_equal(s->tracking[1], t2);
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DEAD, 0,
+                                     "550 5.1.1 no such user", f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_mail_done(f->q, s->id[1], Q_DEFERRED,
+                                     now + 3600000, "421", f->err,
+                                     sizeof(f->err)), Q_OK);
+
+    /* dead -> deferred, due now, attempts and last error kept; the pull
+     * delivery of the same certificate is not touched */
+    assert_int_equal(queue_op_retry(f->q, t1, NULL, r, &n, f->err,
+                                    sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 1);
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.channel[0], Q_CH_PULL);
+    assert_int_equal(d.state[0], Q_WAITING);
+    assert_int_equal(d.next_attempt_ms[0], 0);
+    assert_int_equal(d.state[1], Q_DEFERRED);
+    assert_int_equal(d.next_attempt_ms[1], r);
+    assert_int_equal(d.attempts[1], 1);
+    assert_string_equal(d.last_error[1], "550 5.1.1 no such user");
+    sh = show(f, t1);
+    assert_int_equal(sh->ev_state[sh->nev - 1], Q_DEFERRED);
+    assert_string_equal(sh->ev_note[sh->nev - 1], "operator");
+    assert_string_equal(sh->ev_partner[sh->nev - 1], "ppm");
+    free(sh);
+    /* again: already due, nothing changes */
+    assert_int_equal(queue_op_retry(f->q, t1, NULL, r, &n, f->err,
+                                    sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 0);
+
+    /* by partner: the deferred RT-2 is brought forward; RT-3 (waiting,
+     * already due) stays; ppn's RT-4 is not touched; a held one is left */
+    assert_int_equal(queue_op_hold(f->q, t3, NULL, &n, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(queue_op_retry(f->q, NULL, "ppm", r, &n, f->err,
+                                    sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 1);
+    list(f, NULL, -1, Q_CH_SMTP, 0, &d);
+    assert_int_equal(d.n, 4);
+    assert_int_equal(d.state[1], Q_DEFERRED);
+    assert_int_equal(d.next_attempt_ms[1], r);
+    assert_int_equal(d.attempts[1], 1);
+    assert_int_equal(d.state[2], Q_HELD);
+    assert_int_equal(d.next_attempt_ms[2], 0);
+    assert_int_equal(d.state[3], Q_WAITING);
+    assert_true(d.next_attempt_ms[3] <= now);
+    /* ppn's RT-4 was due first; then the two retried ones, counted */
+    assert_int_equal(claim(f, r, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[2], t4);
+    assert_int_equal(claim(f, r, NULL, 0, s), Q_OK);
+    assert_int_equal(claim(f, r, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[3], t1);
+    assert_int_equal(s->attempts[3], 2);
+    assert_string_equal(s->tracking[4], t2);
+    assert_int_equal(s->attempts[4], 2);
+
+    /* unknown tracking; neither or both selectors */
+    assert_int_equal(queue_op_retry(f->q, "ECG19990101-0123456789abcdef",
+                                    NULL, r, &n, f->err, sizeof(f->err)),
+                     Q_NOTFOUND);
+    assert_int_equal(queue_op_retry(f->q, NULL, NULL, r, &n, f->err,
+                                    sizeof(f->err)), Q_ERR);
+    assert_int_equal(queue_op_retry(f->q, t1, "ppm", r, &n, f->err,
+                                    sizeof(f->err)), Q_ERR);
+    assert_false(queue_err_transient(f->q));
+    /* an unknown partner is not an error: nothing changes */
+    assert_int_equal(queue_op_retry(f->q, NULL, "nobody", r, &n, f->err,
+                                    sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 0);
+    free(s);
+}
+
+static void
+test_op_hold_release(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee all3[] = {
+        { "ppa", Q_CH_PULL }, { "ppb", Q_CH_PULL }, { "ppm", Q_CH_SMTP }
+    };
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX], t3[Q_TRACKING_MAX];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct status_rows st;
+    struct seen e;
+    struct show *sh;
+    struct dels d;
+    int64_t now;
+    int n = -1, i, nheld = 0;
+
+    assert_non_null(s);
+    handin_ok(f, "H-1", "<h1/>", all3, 3, t1);
+    handin_ok(f, "H-2", "<h2/>", to_ab, 2, t2);
+    now = wall_ms() + 1000;
+
+    assert_int_equal(queue_op_hold(f->q, t1, NULL, &n, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 3);
+    /* held: not offered to the partner, not sent */
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(queue_headers(f->q, "ppa", 10, env_cb, &e, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.tracking[0], t2);
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(queue_pull(f->q, "ppb", 10, env_cb, &e, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.tracking[0], t2);
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_NOTFOUND);
+    assert_int_equal(next_due(f), 0);
+    assert_int_equal(track_state(f, "ppa", t1), Q_HELD);
+    sh = show(f, t1);
+    assert_int_equal(sh->nev, 6);
+    for (i = 3; i < 6; i++) {
+        assert_int_equal(sh->ev_state[i], Q_HELD);
+        assert_string_equal(sh->ev_note[i], "operator");
+    }
+    free(sh);
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(queue_op_status(f->q, status_cb, &st, f->err,
+                                     sizeof(f->err)), Q_OK);
+    for (i = 0; i < st.n; i++) {
+        if (st.state[i] == Q_HELD) {
+            nheld += (int)st.count[i];
+            assert_int_equal(st.next[i], 0);
+        }
+    }
+    assert_int_equal(nheld, 3);
+    /* holding again changes nothing */
+    assert_int_equal(queue_op_hold(f->q, t1, NULL, &n, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 0);
+
+    /* release: listed again; mail due at the given time, pull not timed */
+    assert_int_equal(queue_op_release(f->q, t1, NULL, now, &n, f->err,
+                                      sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 3);
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.n, 5);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(d.state[i], Q_WAITING);
+        assert_int_equal(d.next_attempt_ms[i], d.channel[i] == Q_CH_SMTP ?
+                         now : 0);
+    }
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(queue_headers(f->q, "ppa", 10, env_cb, &e, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(e.n, 2);
+    assert_string_equal(e.tracking[0], t1);
+    assert_int_equal(queue_op_release(f->q, t1, NULL, now, &n, f->err,
+                                      sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 0);
+    sh = show(f, t1);
+    assert_int_equal(sh->nev, 9);
+    assert_int_equal(sh->ev_state[8], Q_WAITING);
+    assert_string_equal(sh->ev_note[8], "operator");
+    free(sh);
+
+    /* by partner: only ppb's, across certificates; final ones stay */
+    assert_int_equal(queue_ack(f->q, "ppb", t2, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_op_hold(f->q, NULL, "ppb", &n, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 1);
+    list(f, "ppb", -1, 0, 0, &d);
+    assert_int_equal(d.state[0], Q_HELD);
+    assert_int_equal(d.state[1], Q_DELIVERED);
+    list(f, "ppa", Q_WAITING, 0, 0, &d);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(queue_op_release(f->q, NULL, "ppb", now, &n, f->err,
+                                      sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 1);
+
+    /* a sending mail can be held; its outcome then no longer applies */
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    assert_string_equal(s->tracking[0], t1);
+    assert_int_equal(queue_op_hold(f->q, NULL, "ppm", &n, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DELIVERED, 0, NULL,
+                                     f->err, sizeof(f->err)), Q_NOTFOUND);
+    list(f, "ppm", -1, 0, 0, &d);
+    assert_int_equal(d.state[0], Q_HELD);
+    assert_int_equal(d.attempts[0], 1);
+
+    /* unknown tracking; selectors */
+    snprintf(t3, sizeof(t3), "ECG19990101-0123456789abcdef");
+    assert_int_equal(queue_op_hold(f->q, t3, NULL, &n, f->err,
+                                   sizeof(f->err)), Q_NOTFOUND);
+    assert_int_equal(queue_op_release(f->q, t3, NULL, now, &n, f->err,
+                                      sizeof(f->err)), Q_NOTFOUND);
+    assert_int_equal(queue_op_hold(f->q, NULL, NULL, &n, f->err,
+                                   sizeof(f->err)), Q_ERR);
+    assert_int_equal(queue_op_release(f->q, t1, "ppm", now, &n, f->err,
+                                      sizeof(f->err)), Q_ERR);
+    assert_int_equal(queue_op_hold(f->q, NULL, "", &n, f->err,
+                                   sizeof(f->err)), Q_ERR);
+    list(f, "ppm", -1, 0, 0, &d);
+    assert_int_equal(d.state[0], Q_HELD);
+    free(s);
+}
+
+static void
+test_op_purge(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee four[] = {
+        { "ppa", Q_CH_PULL }, { "ppb", Q_CH_PULL },
+        { "ppm", Q_CH_SMTP }, { "ppn", Q_CH_SMTP }
+    };
+    char t1[Q_TRACKING_MAX], t2[Q_TRACKING_MAX];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct show *sh;
+    struct dels d;
+    int64_t now;
+    int n = -1, i;
+
+    assert_non_null(s);
+    handin_ok(f, "PG-1", "<pg/>", four, 4, t1);
+    handin_ok(f, "PG-2", "<pg2/>", to_m, 1, t2);
+    now = wall_ms() + 1000;
+    /* ppm dead, ppa held, ppb delivered, ppn deferred */
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    assert_string_equal(s->partner[0], "ppm");
+    assert_int_equal(queue_mail_done(f->q, s->id[0], Q_DEAD, 0, "550",
+                                     f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(claim(f, now, NULL, 0, s), Q_OK);
+    assert_string_equal(s->partner[1], "ppn");
+    assert_int_equal(queue_mail_done(f->q, s->id[1], Q_DEFERRED, now + 9,
+                                     "421", f->err, sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_op_hold(f->q, NULL, "ppa", &n, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(queue_ack(f->q, "ppb", t1, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+
+    assert_int_equal(queue_op_purge(f->q, t1, &n, f->err, sizeof(f->err)),
+                     Q_OK);
+    assert_int_equal(n, 2);
+    sh = show(f, t1);
+    assert_int_equal(sh->dels.n, 2);
+    assert_string_equal(sh->dels.partner[0], "ppb");
+    assert_int_equal(sh->dels.state[0], Q_DELIVERED);
+    assert_string_equal(sh->dels.partner[1], "ppn");
+    assert_int_equal(sh->dels.state[1], Q_DEFERRED);
+    /* their history went with them; the others' stays */
+    for (i = 0; i < sh->nev; i++)
+        assert_true(strcmp(sh->ev_partner[i], "ppb") == 0 ||
+                    strcmp(sh->ev_partner[i], "ppn") == 0);
+    assert_int_equal(sh->nev, 2 + 3);
+    free(sh);
+    /* the certificate stays; the other certificate is untouched */
+    {
+        struct seen e;
+
+        memset(&e, 0, sizeof(e));
+        assert_int_equal(queue_track(f->q, "nl-gw", t1, env_cb, &e, f->err,
+                                     sizeof(f->err)), Q_OK);
+        assert_int_equal(e.n, 1);
+    }
+    list(f, NULL, -1, 0, 0, &d);
+    assert_int_equal(d.n, 3);
+    {
+        sqlite3 *raw = NULL;
+        sqlite3_stmt *q = NULL;
+
+        /* no event row is left without its delivery */
+        assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(raw, "SELECT count(*) FROM"
+                         " event WHERE delivery_id NOT IN"
+                         " (SELECT id FROM delivery)", -1, &q, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(q, 0), 0);
+        sqlite3_finalize(q);
+        sqlite3_close(raw);
+    }
+    assert_int_equal(queue_op_check(f->q, f->err, sizeof(f->err)), Q_OK);
+
+    assert_int_equal(queue_op_purge(f->q, t1, &n, f->err, sizeof(f->err)),
+                     Q_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(queue_op_purge(f->q, "ECG19990101-0123456789abcdef",
+                                    &n, f->err, sizeof(f->err)),
+                     Q_NOTFOUND);
+    assert_int_equal(queue_op_purge(f->q, NULL, &n, f->err,
+                                    sizeof(f->err)), Q_NOTFOUND);
+    free(s);
+}
+
 static void
 test_handin_errors(void **state)
 {
@@ -1154,6 +2129,17 @@ test_query_plans(void **state)
     explain(f, "track", plan, sizeof(plan));
     assert_null(strstr(plan, "SCAN c"));
 
+    /* the due scan walks delivery_due in order: no scan, no sort */
+    explain(f, "mail_claim", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "INDEX delivery_due"));
+    assert_non_null(strstr(plan, "next_attempt_ms<?"));
+    assert_null(strstr(plan, "SCAN"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    explain(f, "mail_next", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "COVERING INDEX delivery_due"));
+    assert_null(strstr(plan, "SCAN"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+
     assert_int_equal(queue_explain(f->q, "nonsense", plan, sizeof(plan)),
                      Q_ERR);
 }
@@ -1178,6 +2164,21 @@ main(void)
         cmocka_unit_test_setup_teardown(test_op_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_show, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mail_claim_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mail_claim_state, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mail_skip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mail_concurrent_claims, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mail_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mail_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mail_next_due, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_op_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_hold_release, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_op_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handin_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_integrity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
