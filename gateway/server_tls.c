@@ -425,7 +425,13 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
             log_error("store %s: %s", cfg->store, err);
             goto out;
         }
+        /* Benchmarks only: measure what fsync costs. */
+        if (getenv("ECERTD_BENCH_NO_FSYNC") != NULL)
+            queue_set_sync(w[i].q, 0);
     }
+    if (getenv("ECERTD_BENCH_NO_FSYNC") != NULL)
+        log_warn("ECERTD_BENCH_NO_FSYNC is set: hand-ins are NOT durable "
+                 "(benchmark mode)");
     if (!soap_valid_socket(soap_bind(master, cfg->listen_addr,
                                      cfg->listen_port, 128))) {
         char buf[256];

@@ -15,8 +15,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -673,6 +673,8 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv, &o);
     op = o.pos[0];
+    /* A server that refuses us may close while we write: report, not die. */
+    signal(SIGPIPE, SIG_IGN);
 
     soap_ssl_init();
     soap = soap_new1(SOAP_C_UTFSTRING);
