@@ -18,10 +18,11 @@ WARN     := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prot
 CFLAGS   ?= -O2 -g
 XCFLAGS  := -std=c17 -D_GNU_SOURCE -DWITH_OPENSSL -DWITH_DOM -I. -Iqueue -Iconfig -Igateway \
             $(shell xml2-config --cflags 2>/dev/null)
-LDLIBS   := -lgsoapssl -lssl -lcrypto $(shell xml2-config --libs 2>/dev/null) -lsqlite3 -lconfig \
+GSOAPLIB := -lgsoapssl
+LDLIBS   := -lssl -lcrypto $(shell xml2-config --libs 2>/dev/null) -lsqlite3 -lconfig \
             -ljansson -lz -lpthread
 
-DEB_PKGS := build-essential gsoap libgsoap-dev libssl-dev openssl libxml2-dev libxml2-utils \
+DEB_PKGS := build-essential valgrind gsoap libgsoap-dev libssl-dev openssl libxml2-dev libxml2-utils \
             libcurl4-openssl-dev curl libesmtp-dev libsqlite3-dev sqlite3 libconfig-dev \
             libjansson-dev libcmocka-dev postfix zlib1g-dev
 
@@ -43,7 +44,7 @@ CTL_OBJ    := $(call obj,gateway/ecertctl.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps run check unit integration clean install gen
+.PHONY: all deps run check unit unit-valgrind integration integration-asan asan clean install gen
 all: $(B)/ecertd $(B)/ecertctl
 
 # ---- Debian packages -------------------------------------------------------
@@ -76,7 +77,7 @@ $(B)/obj/%.o: %.c $(GEN)/soapStub.h
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(B)/ecertd: $(DAEMON_OBJ) $(CORE_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lesmtp -lm
+	$(CC) $(CFLAGS) -o $@ $^ $(GSOAPLIB) $(LDLIBS) -lesmtp -lm
 $(B)/ecertctl: $(CTL_OBJ) $(CORE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -100,16 +101,49 @@ $(B)/hubclient: tests/integration/hubclient.c $(GENHUB)/soapClient.c
 
 integration: all $(B)/hubclient
 	bash tests/integration/run.sh
+	bash tests/integration/mail.sh
+
+# Unit tests under valgrind: any error or leak fails.
+unit-valgrind: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
+	  valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --error-exitcode=99 $$t >$$t.valgrind.log 2>&1 || { fail=1; tail -30 $$t.valgrind.log; }; \
+	done; exit $$fail
+
+# ---- sanitizers -------------------------------------------------------------
+# The same sources built with AddressSanitizer + UndefinedBehaviorSanitizer
+# into build/asan/, and the integration suite run against them; any
+# sanitizer report (written under build/asan/reports/) fails the run.
+ASAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+ASAN_DIR    := $(B)/asan
+asan:
+	$(MAKE) B=$(ASAN_DIR) CFLAGS="$(ASAN_CFLAGS)" $(ASAN_DIR)/ecertd $(ASAN_DIR)/ecertctl
+
+integration-asan: asan $(B)/hubclient
+	rm -rf $(ASAN_DIR)/reports && mkdir -p $(ASAN_DIR)/reports
+	ECERTD=$(CURDIR)/$(ASAN_DIR)/ecertd ECERTCTL=$(CURDIR)/$(ASAN_DIR)/ecertctl \
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:log_path=$(CURDIR)/$(ASAN_DIR)/reports/asan \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(CURDIR)/$(ASAN_DIR)/reports/ubsan \
+	bash tests/integration/run.sh
+	@if ls $(ASAN_DIR)/reports/* >/dev/null 2>&1; then \
+	  echo "sanitizer reports:"; cat $(ASAN_DIR)/reports/*; exit 1; \
+	else echo "sanitizers: no reports"; fi
 
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) unit-valgrind
 	$(MAKE) integration
+	$(MAKE) integration-asan
 
 # ---- run ------------------------------------------------------------------
 run: deps
 	$(MAKE) all
 	bash deploy/run-dev.sh
+
+-include tests/fuzz/fuzz.mk tests/bench/bench.mk
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/ecert-gateway

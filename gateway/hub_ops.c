@@ -27,11 +27,25 @@ req(struct soap *soap)
     return (struct request *)soap->user;
 }
 
+void
+hub_fault_detail(struct soap *soap, const char *msg)
+{
+    struct SOAP_ENV__Detail *d;
+
+    soap_fault(soap);
+    d = soap_new_SOAP_ENV__Detail(soap, -1);
+    if (soap->fault == NULL || d == NULL)
+        return;
+    d->ns__HubWebException = soap_new__ns__HubWebException(soap, -1);
+    if (d->ns__HubWebException != NULL)
+        d->ns__HubWebException->message = soap_strdup(soap, msg);
+    soap->fault->detail = d;
+}
+
 int
 hub_fault(struct soap *soap, int client, const char *fmt, ...)
 {
     struct request *r = req(soap);
-    struct SOAP_ENV__Detail *d;
     char msg[1024];
     va_list ap;
 
@@ -42,17 +56,13 @@ hub_fault(struct soap *soap, int client, const char *fmt, ...)
         r->outcome = client ? "client-fault" : "server-fault";
         snprintf(r->note, sizeof(r->note), "%.*s", (int)sizeof(r->note) - 1, msg);
     }
+    if (soap->version == 0)
+        soap->version = 1;          /* not parsed as SOAP: answer in 1.1 */
     if (client)
         soap_sender_fault(soap, msg, NULL);
     else
         soap_receiver_fault(soap, msg, NULL);
-    d = soap_new_SOAP_ENV__Detail(soap, -1);
-    if (d != NULL) {
-        d->ns__HubWebException = soap_new__ns__HubWebException(soap, -1);
-        if (d->ns__HubWebException != NULL)
-            d->ns__HubWebException->message = soap_strdup(soap, msg);
-        soap->fault->detail = d;
-    }
+    hub_fault_detail(soap, msg);
     return SOAP_FAULT;
 }
 

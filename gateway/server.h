@@ -36,6 +36,13 @@ struct request {
     char note[256];                  /* short reason for the log */
     int count;                       /* envelopes returned */
     struct timespec t0;
+    /* input guard (server_tls.c): what is left of this request's body,
+     * -1 when unknown; a refused request and why */
+    long long body_left;
+    char tail[16];                   /* last bytes seen, for markup split
+                                        across reads */
+    size_t ntail;
+    const char *refused;             /* NULL, or why the input is refused */
 };
 
 /* Run the listener and workers until *stop becomes non-zero; then stop
@@ -52,5 +59,8 @@ int server_tls_check(const struct config *cfg, char *err, size_t errlen);
  * (try again later).  Returns SOAP_FAULT for the operation to return. */
 int hub_fault(struct soap *soap, int client, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Attach HubWebException/message = msg as the fault's detail. */
+void hub_fault_detail(struct soap *soap, const char *msg);
 
 #endif

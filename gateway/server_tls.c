@@ -275,6 +275,128 @@ parsehdr_cb(struct soap *soap, const char *key, const char *val)
     return http_parsehdr(soap, key, val);
 }
 
+/* ---- input guard -------------------------------------------------------------
+ * gSOAP reads the body until the envelope ends, even past Content-Length
+ * when the body is not an envelope at all, and it passes a DOCTYPE in the
+ * envelope through.  So every read goes through recv_cb: it never reads
+ * past the declared body (then EOF), and it refuses any document type or
+ * entity declaration before gSOAP sees it.  parse_cb (after the HTTP
+ * header) checks the declared size against max_request_bytes. */
+static size_t (*sock_recv)(struct soap *, char *, size_t);
+static int (*http_parse)(struct soap *);
+
+static const char *const forbidden[] = { "<!DOCTYPE", "<!ENTITY" };
+
+static int
+markup_refused(struct request *r, const char *buf, size_t n)
+{
+    char edge[32];
+    size_t i, k, m;
+
+    for (i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++) {
+        const char *f = forbidden[i];
+        size_t fl = strlen(f);
+
+        if (memmem(buf, n, f, fl) != NULL)
+            return 1;
+        /* split across the previous read and this one */
+        m = n < fl - 1 ? n : fl - 1;
+        memcpy(edge, r->tail, r->ntail);
+        memcpy(edge + r->ntail, buf, m);
+        if (memmem(edge, r->ntail + m, f, fl) != NULL)
+            return 1;
+    }
+    /* keep the last bytes for the next read */
+    k = n < sizeof(r->tail) ? n : sizeof(r->tail);
+    if (k == sizeof(r->tail)) {
+        memcpy(r->tail, buf + n - k, k);
+        r->ntail = k;
+    } else {
+        size_t keep = r->ntail + k > sizeof(r->tail) ?
+                      sizeof(r->tail) - k : r->ntail;
+
+        memmove(r->tail, r->tail + r->ntail - keep, keep);
+        memcpy(r->tail + keep, buf, k);
+        r->ntail = keep + k;
+    }
+    return 0;
+}
+
+/* Refuse the request: the reads end (EOF), and gSOAP, which answers an
+ * EOF only when no timeouts are set, sends the fault seterror_cb words. */
+static void
+refuse(struct soap *soap, struct request *r, const char *why)
+{
+    r->refused = why;
+    r->outcome = "client-fault";
+    snprintf(r->note, sizeof(r->note), "%s", why);
+    soap->keep_alive = 0;
+    soap->recv_timeout = 0;
+    soap->send_timeout = 0;
+}
+
+static void
+seterror_cb(struct soap *soap, const char **code, const char **string)
+{
+    struct request *r = soap->user;
+
+    if (r == NULL || r->refused == NULL)
+        return;
+    if (soap->version == 0)
+        soap->version = 1;
+    *code = "SOAP-ENV:Client";
+    *string = r->refused;
+    hub_fault_detail(soap, r->refused);
+}
+
+static size_t
+recv_cb(struct soap *soap, char *buf, size_t len)
+{
+    struct request *r = soap->user;
+    size_t n;
+
+    if (r->refused != NULL)
+        return 0;
+    if (r->body_left == 0) {
+        /* gSOAP wants more than the declared body: no envelope end. */
+        refuse(soap, r, "the request body is not a complete SOAP envelope");
+        return 0;
+    }
+    if (r->body_left > 0 && (long long)len > r->body_left)
+        len = (size_t)r->body_left;
+    n = sock_recv(soap, buf, len);
+    if (n == 0)
+        return 0;
+    if (r->body_left > 0)
+        r->body_left -= (long long)n;
+    if (markup_refused(r, buf, n)) {
+        refuse(soap, r, "DOCTYPE and ENTITY declarations are not allowed");
+        return 0;
+    }
+    return n;
+}
+
+static int
+parse_cb(struct soap *soap)
+{
+    struct request *r = soap->user;
+    int rc = http_parse(soap);
+
+    if (soap->length > (ULONG64)r->gw->cfg->max_request_bytes) {
+        refuse(soap, r, "request body larger than max_request_bytes");
+        return rc != SOAP_OK ? rc : SOAP_EOM;
+    }
+    if (rc != SOAP_OK)
+        return rc;
+    if (soap->length > 0) {
+        size_t buffered = soap->buflen - soap->bufidx;
+
+        r->body_left = (long long)soap->length > (long long)buffered ?
+                       (long long)soap->length - (long long)buffered : 0;
+    }
+    return SOAP_OK;
+}
+
 /* After each request: stop keeping the connection alive once we stop. */
 static int
 serveloop_cb(struct soap *soap)
@@ -296,13 +418,28 @@ serve(struct soap *soap, struct request *r)
         r->outcome = NULL;
         r->note[0] = '\0';
         r->count = 0;
+        r->body_left = -1;
+        r->ntail = 0;
+        r->refused = NULL;
+        soap->send_timeout = r->gw->cfg->send_timeout;
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         /* Waiting for a request on a kept-alive connection is idling. */
         if (soap->keep_alive < soap->max_keep_alive)
             soap->recv_timeout = r->gw->cfg->idle_timeout;
         if (soap_begin_serve(soap)) {
-            if (soap->error >= SOAP_STOP)
-                continue;
+            if (soap->error >= SOAP_STOP) {
+                /* e.g. form data: gSOAP answered nothing; we do. */
+                soap->keep_alive = 0;
+                hub_fault(soap, 1, "not a SOAP request: POST a SOAP 1.1 "
+                          "envelope as text/xml");
+                soap_send_fault(soap);
+                request_log(soap, r);
+                return;
+            }
+            if (r->refused != NULL) {       /* answered by gSOAP */
+                request_log(soap, r);
+                return;
+            }
             if (soap->error != SOAP_EOF || soap->errnum != 0) {
                 char buf[256];
 
@@ -314,6 +451,21 @@ serve(struct soap *soap, struct request *r)
             return;
         }
         if (soap_serve_request(soap) || serveloop_cb(soap)) {
+            if (r->refused != NULL) {
+                soap->keep_alive = 0;
+                hub_fault(soap, 1, "%s", r->refused);
+                soap_send_fault(soap);
+                request_log(soap, r);
+                return;
+            }
+            if (soap->error == SOAP_NO_METHOD && soap->tag[0] == '\0') {
+                soap->keep_alive = 0;
+                hub_fault(soap, 1, "the request body is not a SOAP 1.1 "
+                          "envelope with an operation");
+                soap_send_fault(soap);
+                request_log(soap, r);
+                return;
+            }
             if (soap->error == SOAP_NO_METHOD) {
                 char op[64];
 
@@ -355,6 +507,9 @@ connection(struct worker *w, struct soap *soap)
     r.q = w->q;
     soap->user = &r;
     soap->fparsehdr = parsehdr_cb;
+    soap->fparse = parse_cb;
+    soap->frecv = recv_cb;
+    soap->fseterror = seterror_cb;
     if (soap_ssl_accept(soap) != SOAP_OK) {
         char buf[256];
 
@@ -418,6 +573,8 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
         goto out;
     }
     http_parsehdr = master->fparsehdr;      /* gSOAP's own, before threads */
+    http_parse = master->fparse;
+    sock_recv = master->frecv;
     for (i = 0; i < cfg->workers; i++) {
         w[i].gw = gw;
         w[i].h = &h;
