@@ -305,6 +305,15 @@ int queue_op_release(struct queue *q, const char *tracking,
 int queue_op_purge(struct queue *q, const char *tracking, int *n,
                    char *err, size_t errlen);
 
+/* benchmark hook */
+/* Hand-ins and acknowledgements of all the writable handles on one store
+ * in this process are written by group commit: one transaction and one
+ * fsync for what arrived while the previous one was being written.
+ * *handins = hand-ins answered Q_OK so far, *commits = commits that
+ * carried at least one of them (process-wide for q's store; both 0 for a
+ * read-only handle).  *handins / *commits is hand-ins per fsync. */
+void queue_stats(struct queue *q, uint64_t *handins, uint64_t *commits);
+
 /* test hook */
 /* The EXPLAIN QUERY PLAN detail lines (one per line) of the exact SQL the
  * store runs for which: "pull", "headers", "lookup" (latest version of

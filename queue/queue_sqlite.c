@@ -5,7 +5,10 @@
  *
  * SUMMARY
  *      Implements queue.h on one SQLite file in WAL mode.  One struct queue
- *      wraps one connection; a connection belongs to one thread.
+ *      wraps one connection; a connection belongs to one thread.  Hand-ins
+ *      and acknowledgements of all the writable handles on one file in a
+ *      process are written by group commit (see "group commit" below):
+ *      many requests, one transaction, one fsync.
  *
  * DESCRIPTION
  *      Tables (schema version 1):
@@ -59,6 +62,7 @@
  *      not exist".  Callbacks must not call back into the same handle.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +169,9 @@ enum stmt_id {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SP_BEGIN,
+    ST_SP_RELEASE,
+    ST_SP_ROLLBACK,
     ST_DUP,
     ST_MAXVER,
     ST_INS_CERT,
@@ -204,6 +211,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SP_BEGIN] = "SAVEPOINT request",
+    [ST_SP_RELEASE] = "RELEASE request",
+    [ST_SP_ROLLBACK] = "ROLLBACK TO request",
     [ST_DUP] =
         "SELECT tracking FROM certificate"
         " WHERE issuer = ?1 AND number = ?2 AND sha256 = ?3"
@@ -346,11 +356,17 @@ static const char *const stmt_sql[ST_COUNT] = {
         "DELETE FROM delivery WHERE cert_id = ?1 AND state IN (7, 8)",
 };
 
+struct committer;
+
 struct queue {
     sqlite3 *db;
     int readonly;
     int transient;                 /* last Q_ERR was transient */
+    int sync;                      /* synchronous=FULL (1) or OFF (0) */
     sqlite3_stmt *st[ST_COUNT];    /* prepared on first use */
+    struct committer *gc;          /* group committer; NULL if read-only */
+    pthread_cond_t gc_cv;          /* this handle's request is answered or
+                                      it is to lead; valid while gc set */
 };
 
 /* ---- names ------------------------------------------------------------ */
@@ -664,6 +680,10 @@ partner_ok(const char *p)
 
 /* ---- open / close ----------------------------------------------------- */
 
+static int gc_attach(struct queue *q, const char *path, char *err,
+                     size_t errlen);
+static void gc_detach(struct queue *q);
+
 static int
 exec_sql(struct queue *q, const char *sql, const char *step, char *err,
          size_t errlen)
@@ -823,6 +843,7 @@ queue_open(struct queue **qp, const char *path, int readonly,
         goto out;
     }
     q->readonly = readonly != 0;
+    q->sync = 1;
     flags = SQLITE_OPEN_NOMUTEX | (q->readonly ? SQLITE_OPEN_READONLY :
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     rc = sqlite3_open_v2(path, &q->db, flags, NULL);
@@ -850,6 +871,8 @@ queue_open(struct queue **qp, const char *path, int readonly,
     }
     if (schema_check(q, path, err, errlen) != Q_OK)
         goto out;
+    if (!q->readonly && gc_attach(q, path, err, errlen) != Q_OK)
+        goto out;
     *qp = q;
     q = NULL;
     result = Q_OK;
@@ -865,6 +888,7 @@ queue_close(struct queue *q)
 
     if (q == NULL)
         return;
+    gc_detach(q);
     for (i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(q->st[i]);
     sqlite3_close(q->db);
@@ -874,8 +898,331 @@ queue_close(struct queue *q)
 int
 queue_set_sync(struct queue *q, int on)
 {
-    return exec_sql(q, on ? "PRAGMA synchronous=FULL" :
-                    "PRAGMA synchronous=OFF", "set synchronous", NULL, 0);
+    int rc = exec_sql(q, on ? "PRAGMA synchronous=FULL" :
+                      "PRAGMA synchronous=OFF", "set synchronous", NULL, 0);
+
+    if (rc == Q_OK)
+        q->sync = on != 0;
+    return rc;
+}
+
+/* ---- group commit ------------------------------------------------------- *
+ *
+ * Every writable handle on one file (same canonical path) shares one
+ * committer.  A hand-in or an acknowledgement is prepared by its caller
+ * outside any lock (checked, digest computed, tracking number drawn) and
+ * appended to the committer's pending list.  If no batch is being
+ * written, the caller leads: it takes the pending requests (at most
+ * GC_BATCH_MAX of them, GC_BATCH_BYTES of content), applies each inside
+ * its own savepoint of one write transaction on the leader's own handle,
+ * commits once, answers them all and hands the lead to the first request
+ * that arrived meanwhile.  Otherwise the caller sleeps on its handle's
+ * condition variable until it is answered or made leader.  A request is
+ * answered Q_OK only after the COMMIT of its batch returned SQLITE_OK; a
+ * request that fails is rolled back to its savepoint alone.
+ */
+
+#define GC_BATCH_MAX    256
+#define GC_BATCH_BYTES  ((size_t)8 << 20)
+#define GC_PENDING      2              /* result not known yet */
+
+enum gc_kind { GC_HANDIN, GC_ACK };
+
+struct gc_req {
+    struct gc_req *next;
+    struct queue *q;                   /* the handle that asked */
+    enum gc_kind kind;
+    int64_t now;
+    size_t bytes;                      /* content size, for the cap */
+    /* hand-in */
+    const struct q_handin *in;
+    unsigned char md[Q_SHA256_LEN];
+    char tracking[Q_TRACKING_MAX];     /* drawn beforehand; the answer */
+    int duplicate;
+    /* acknowledgement */
+    const char *partner, *ack_tracking, *message;
+    int state, mlen;
+    /* answer */
+    int result;                        /* Q_OK, Q_NOTFOUND, Q_ERR */
+    int transient;
+    char *err;                         /* the caller's buffer */
+    size_t errlen;
+    /* under the committer's mutex */
+    int done, lead;
+};
+
+struct committer {
+    struct committer *next;            /* registry list */
+    char *path;                        /* canonical path of the store;
+                                          NULL: in memory, not shared */
+    int refs;                          /* open handles; under gc_reg_mu */
+    pthread_mutex_t mu;                /* everything below */
+    struct gc_req *head, *tail;        /* pending, oldest first */
+    int busy;                          /* a leader is at work */
+    uint64_t handins, commits;         /* hand-ins answered Q_OK; commits
+                                          that carried at least one */
+};
+
+static pthread_mutex_t gc_reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct committer *gc_reg;
+
+static int handin_apply(struct queue *q, struct gc_req *r);
+static int ack_apply(struct queue *q, struct gc_req *r);
+
+/* gc_attach - join (or create) the committer of q's store, found by the
+ * canonical path of its file; a store without a file (in memory) gets a
+ * committer of its own */
+static int
+gc_attach(struct queue *q, const char *path, char *err, size_t errlen)
+{
+    struct committer *c = NULL;
+    const char *file = sqlite3_db_filename(q->db, "main");
+    char *canon = NULL;
+    int result = Q_ERR;
+
+    if (file != NULL && *file != '\0') {
+        canon = realpath(file, NULL);
+        if (canon == NULL)
+            canon = strdup(file);
+        if (canon == NULL)
+            return q_failx(q, err, errlen, "store %s: out of memory", path);
+    }
+    if (pthread_cond_init(&q->gc_cv, NULL) != 0) {
+        free(canon);
+        return q_failx(q, err, errlen, "store: cannot make a condition "
+                       "variable");
+    }
+    pthread_mutex_lock(&gc_reg_mu);
+    for (c = canon != NULL ? gc_reg : NULL; c != NULL; c = c->next)
+        if (c->path != NULL && strcmp(c->path, canon) == 0)
+            break;
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c == NULL || pthread_mutex_init(&c->mu, NULL) != 0) {
+            free(c);
+            q_failx(q, err, errlen, "store %s: out of memory", path);
+            goto out;
+        }
+        c->path = canon;
+        canon = NULL;
+        c->next = gc_reg;
+        gc_reg = c;
+    }
+    c->refs++;
+    q->gc = c;
+    result = Q_OK;
+out:
+    pthread_mutex_unlock(&gc_reg_mu);
+    if (result != Q_OK)
+        pthread_cond_destroy(&q->gc_cv);
+    free(canon);
+    return result;
+}
+
+/* gc_detach - leave the committer; the last handle out frees it */
+static void
+gc_detach(struct queue *q)
+{
+    struct committer *c = q->gc, **pp;
+
+    if (c == NULL)
+        return;
+    q->gc = NULL;
+    pthread_mutex_lock(&gc_reg_mu);
+    if (--c->refs == 0) {
+        for (pp = &gc_reg; *pp != NULL; pp = &(*pp)->next)
+            if (*pp == c) {
+                *pp = c->next;
+                break;
+            }
+    } else {
+        c = NULL;
+    }
+    pthread_mutex_unlock(&gc_reg_mu);
+    pthread_cond_destroy(&q->gc_cv);
+    if (c != NULL) {
+        pthread_mutex_destroy(&c->mu);
+        free(c->path);
+        free(c);
+    }
+}
+
+/* gc_fail_all - every request of batch not answered yet, and every one
+ * answered Q_OK when all_ok is set, gets the batch-wide error msg */
+static void
+gc_fail_all(struct gc_req *batch, int all_ok, const char *msg, int transient)
+{
+    struct gc_req *r;
+
+    for (r = batch; r != NULL; r = r->next) {
+        if (r->result == GC_PENDING || (all_ok && r->result != Q_ERR)) {
+            r->result = Q_ERR;
+            r->transient = transient;
+            qerr_set(r->err, r->errlen, "%s", msg);
+        }
+    }
+}
+
+/* gc_one - one request inside its savepoint; 0, or -1 if the transaction
+ * cannot go on (msg then says why) */
+static int
+gc_one(struct queue *q, struct gc_req *r, char *msg, size_t msglen)
+{
+    int rc;
+
+    if (run(q, ST_SP_BEGIN, "open a savepoint", msg, msglen) != Q_OK)
+        return -1;
+    rc = r->kind == GC_HANDIN ? handin_apply(q, r) : ack_apply(q, r);
+    r->result = rc;
+    if (rc == Q_ERR) {
+        r->transient = q->transient;
+        if (sqlite3_get_autocommit(q->db)) {
+            /* SQLite gave up the whole transaction (full, I/O error) */
+            qerr_set(msg, msglen, "%s", r->err != NULL && r->errlen > 0 ?
+                     r->err : "store: transaction rolled back");
+            return -1;
+        }
+        if (run(q, ST_SP_ROLLBACK, "roll back a request", msg,
+                msglen) != Q_OK)
+            return -1;
+    }
+    if (run(q, ST_SP_RELEASE, "release a savepoint", msg, msglen) != Q_OK)
+        return -1;
+    return 0;
+}
+
+/* gc_run - write batch in one transaction on q's connection and fill in
+ * every request's answer; no lock is held */
+static void
+gc_run(struct queue *q, struct gc_req *batch)
+{
+    char msg[Q_ERROR_MAX];
+    struct gc_req *r;
+    int need_sync = 0, synced = 0, broken = 0;
+
+    for (r = batch; r != NULL; r = r->next)
+        need_sync |= r->q->sync;
+    /* Whoever leads, a request from a durable handle is committed
+     * durably. */
+    if (need_sync && !q->sync) {
+        if (exec_sql(q, "PRAGMA synchronous=FULL", "set synchronous", msg,
+                     sizeof(msg)) != Q_OK) {
+            gc_fail_all(batch, 1, msg, q->transient);
+            return;
+        }
+        synced = 1;
+    }
+    if (run(q, ST_BEGIN, "begin transaction", msg, sizeof(msg)) != Q_OK) {
+        gc_fail_all(batch, 1, msg, q->transient);
+        goto out;
+    }
+    for (r = batch; r != NULL && !broken; r = r->next)
+        if (gc_one(q, r, msg, sizeof(msg)) != 0)
+            broken = 1;
+    if (broken) {
+        int transient = q->transient;
+
+        tx_rollback(q);
+        gc_fail_all(batch, 1, msg, transient);
+        goto out;
+    }
+    if (run(q, ST_COMMIT, "commit", msg, sizeof(msg)) != Q_OK) {
+        int transient = q->transient;
+
+        tx_rollback(q);
+        gc_fail_all(batch, 1, msg, transient);
+        goto out;
+    }
+out:
+    if (synced)
+        exec_sql(q, "PRAGMA synchronous=OFF", "set synchronous", NULL, 0);
+}
+
+/* gc_submit - have r written by a group commit; returns r->result after
+ * the commit that carried it (or the error that stopped it) */
+static int
+gc_submit(struct queue *q, struct gc_req *r)
+{
+    struct committer *c = q->gc;
+    struct gc_req *batch, *last, *x, *next;
+    size_t n, bytes;
+    uint64_t ok;
+
+    r->q = q;
+    r->next = NULL;
+    r->result = GC_PENDING;
+    r->transient = 0;
+    r->done = r->lead = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->tail != NULL)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    if (!c->busy) {
+        c->busy = 1;
+        r->lead = 1;
+    }
+    while (!r->done && !r->lead)
+        pthread_cond_wait(&q->gc_cv, &c->mu);
+    if (!r->done) {
+        /* Lead: r is at the head.  Take what is pending, up to the cap. */
+        batch = last = c->head;
+        n = 1;
+        bytes = batch->bytes;
+        while (last->next != NULL && n < GC_BATCH_MAX &&
+               bytes + last->next->bytes <= GC_BATCH_BYTES) {
+            last = last->next;
+            bytes += last->bytes;
+            n++;
+        }
+        c->head = last->next;
+        if (c->head == NULL)
+            c->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&c->mu);
+
+        gc_run(q, batch);
+
+        ok = 0;
+        for (x = batch; x != NULL; x = x->next)
+            if (x->kind == GC_HANDIN && x->result == Q_OK)
+                ok++;
+        pthread_mutex_lock(&c->mu);
+        if (ok > 0) {
+            c->handins += ok;
+            c->commits++;
+        }
+        for (x = batch; x != NULL; x = next) {
+            next = x->next;
+            x->done = 1;
+            if (x != r)
+                pthread_cond_signal(&x->q->gc_cv);
+        }
+        if (c->head != NULL) {
+            c->head->lead = 1;
+            pthread_cond_signal(&c->head->q->gc_cv);
+        } else {
+            c->busy = 0;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    q->transient = r->result == Q_ERR && r->transient;
+    return r->result;
+}
+
+void
+queue_stats(struct queue *q, uint64_t *handins, uint64_t *commits)
+{
+    struct committer *c = q != NULL ? q->gc : NULL;
+
+    *handins = *commits = 0;
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    *handins = c->handins;
+    *commits = c->commits;
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- hand-in ------------------------------------------------------------ */
@@ -989,7 +1336,8 @@ out:
     return result;
 }
 
-/* handin_cert - insert the certificate row under a fresh tracking number */
+/* handin_cert - insert the certificate row under the tracking number drawn
+ * beforehand (a fresh one if it is empty or clashes) */
 static int
 handin_cert(struct queue *q, const struct q_handin *in,
             const unsigned char *md, int version, int64_t now,
@@ -1002,7 +1350,8 @@ handin_cert(struct queue *q, const struct q_handin *in,
     if (stmt_get(q, ST_INS_CERT, &st, err, errlen) != Q_OK)
         goto out;
     for (attempt = 0; attempt < 4; attempt++) {
-        if (tracking_make(now, tracking, Q_TRACKING_MAX) != 0) {
+        if ((attempt > 0 || tracking[0] == '\0') &&
+            tracking_make(now, tracking, Q_TRACKING_MAX) != 0) {
             q_failx(q, err, errlen, "store: cannot make a tracking number "
                     "(random generator failed)");
             goto out;
@@ -1115,52 +1464,67 @@ out:
     return result;
 }
 
+/* handin_apply - r's hand-in inside the leader's open transaction on q */
+static int
+handin_apply(struct queue *q, struct gc_req *r)
+{
+    const struct q_handin *in = r->in;
+    sqlite3_int64 cert_id = 0;
+    int found = 0, version = 0;
+
+    if (handin_duplicate(q, in, r->md, r->tracking, &found, r->err,
+                         r->errlen) != Q_OK)
+        return Q_ERR;
+    if (found) {
+        r->duplicate = 1;
+        return Q_OK;
+    }
+    if (handin_version(q, in, &version, r->err, r->errlen) != Q_OK ||
+        handin_cert(q, in, r->md, version, r->now, r->tracking, &cert_id,
+                    r->err, r->errlen) != Q_OK ||
+        handin_deliveries(q, in, cert_id, r->now, r->err, r->errlen) != Q_OK)
+        return Q_ERR;
+    return Q_OK;
+}
+
+/* The request is prepared here, outside any lock; the group commit writes
+ * it (see gc_submit). */
 int
 queue_handin(struct queue *q, const struct q_handin *in,
              char *tracking, int *duplicate, char *err, size_t errlen)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
+    struct gc_req r;
     unsigned int mdlen = 0;
-    sqlite3_int64 cert_id = 0;
-    int64_t now;
-    int result = Q_ERR, began = 0, found = 0, version = 0;
+    size_t i;
 
     *duplicate = 0;
     tracking[0] = '\0';
     if (handin_check(q, in, err, errlen) != Q_OK)
-        goto out;
+        return Q_ERR;
+    if (q->readonly || q->gc == NULL)
+        return q_failx(q, err, errlen,
+                       "store: opened read-only; cannot change it");
+    memset(&r, 0, sizeof(r));
+    r.kind = GC_HANDIN;
+    r.in = in;
+    r.err = err;
+    r.errlen = errlen;
     if (EVP_Digest(in->content_len > 0 ? in->content :
-                   (const unsigned char *)"", in->content_len, md, &mdlen,
-                   EVP_sha256(), NULL) != 1 || mdlen != Q_SHA256_LEN) {
-        q_failx(q, err, errlen, "store: SHA-256 of the content failed");
-        goto out;
-    }
-    now = now_ms();
-    if (tx_begin(q, err, errlen) != Q_OK)
-        goto out;
-    began = 1;
-    if (handin_duplicate(q, in, md, tracking, &found, err, errlen) != Q_OK)
-        goto out;
-    if (found) {
-        *duplicate = 1;
-    } else if (handin_version(q, in, &version, err, errlen) != Q_OK ||
-               handin_cert(q, in, md, version, now, tracking, &cert_id, err,
-                           errlen) != Q_OK ||
-               handin_deliveries(q, in, cert_id, now, err, errlen) != Q_OK) {
-        goto out;
-    }
-    began = 0;
-    if (tx_commit(q, err, errlen) != Q_OK)
-        goto out;
-    result = Q_OK;
-out:
-    if (began || (result != Q_OK && !sqlite3_get_autocommit(q->db)))
-        tx_rollback(q);
-    if (result != Q_OK) {
-        tracking[0] = '\0';
-        *duplicate = 0;
-    }
-    return result;
+                   (const unsigned char *)"", in->content_len, r.md, &mdlen,
+                   EVP_sha256(), NULL) != 1 || mdlen != Q_SHA256_LEN)
+        return q_failx(q, err, errlen, "store: SHA-256 of the content failed");
+    r.now = now_ms();
+    if (tracking_make(r.now, r.tracking, sizeof(r.tracking)) != 0)
+        return q_failx(q, err, errlen, "store: cannot make a tracking "
+                       "number (random generator failed)");
+    r.bytes = in->content_len + strlen(in->number) + 256;
+    for (i = 0; i < in->nto; i++)
+        r.bytes += strlen(in->to_partners[i].partner) + 64;
+    if (gc_submit(q, &r) != Q_OK)
+        return Q_ERR;
+    snprintf(tracking, Q_TRACKING_MAX, "%s", r.tracking);
+    *duplicate = r.duplicate;
+    return Q_OK;
 }
 
 /* ---- what a partner sees ------------------------------------------------ */
@@ -1333,46 +1697,25 @@ out:
     return result;
 }
 
-int
-queue_ack(struct queue *q, const char *partner, const char *tracking,
-          int state, const char *message, char *err, size_t errlen)
+/* ack_apply - r's acknowledgement inside the leader's open transaction */
+static int
+ack_apply(struct queue *q, struct gc_req *r)
 {
     sqlite3_stmt *st = NULL;
     sqlite3_int64 id;
-    int64_t now = now_ms();
-    int result = Q_ERR, began = 0, rc, cur, mlen;
+    int result = Q_ERR, rc, cur;
 
-    if (!partner_ok(partner)) {
-        q_failx(q, err, errlen, "store: no valid partner id given");
+    if (stmt_get(q, ST_ACK_FIND, &st, r->err, r->errlen) != Q_OK)
         goto out;
-    }
-    if (state != Q_DELIVERED && state != Q_DELIVERED_WARNINGS &&
-        state != Q_NOT_READABLE && state != Q_FAILED) {
-        q_failx(q, err, errlen, "store: %s is not an acknowledgement state",
-                q_state_name(state));
-        goto out;
-    }
-    if (!tracking_ok(tracking)) {
-        result = Q_NOTFOUND;
-        goto out;
-    }
-    if (message == NULL)
-        message = "";
-    mlen = text_cut(message, Q_ERROR_MAX - 1);
-    if (tx_begin(q, err, errlen) != Q_OK)
-        goto out;
-    began = 1;
-    if (stmt_get(q, ST_ACK_FIND, &st, err, errlen) != Q_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, partner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, r->ack_tracking, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->partner, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         result = Q_NOTFOUND;
         goto out;
     }
     if (rc != SQLITE_ROW) {
-        q_fail(q, rc, "find the delivery", err, errlen);
+        q_fail(q, rc, "find the delivery", r->err, r->errlen);
         goto out;
     }
     id = sqlite3_column_int64(st, 0);
@@ -1380,33 +1723,60 @@ queue_ack(struct queue *q, const char *partner, const char *tracking,
     stmt_done(st);
     st = NULL;
     if (!q_state_final(cur)) {
-        if (stmt_get(q, ST_ACK_SET, &st, err, errlen) != Q_OK)
+        if (stmt_get(q, ST_ACK_SET, &st, r->err, r->errlen) != Q_OK)
             goto out;
-        sqlite3_bind_int(st, 1, state);
-        sqlite3_bind_int64(st, 2, now);
-        sqlite3_bind_text(st, 3, message, mlen, SQLITE_STATIC);
+        sqlite3_bind_int(st, 1, r->state);
+        sqlite3_bind_int64(st, 2, r->now);
+        sqlite3_bind_text(st, 3, r->message, r->mlen, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, id);
-        sqlite3_bind_text(st, 5, partner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, r->partner, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE) {
-            q_fail(q, rc, "record the acknowledgement", err, errlen);
+            q_fail(q, rc, "record the acknowledgement", r->err, r->errlen);
             goto out;
         }
         stmt_done(st);
         st = NULL;
-        if (event_add(q, id, now, state, message, mlen, err, errlen) != Q_OK)
+        if (event_add(q, id, r->now, r->state, r->message, r->mlen, r->err,
+                      r->errlen) != Q_OK)
             goto out;
     }
-    began = 0;
-    if (tx_commit(q, err, errlen) != Q_OK)
-        goto out;
     result = Q_OK;
 out:
     stmt_done(st);
-    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
-                  !sqlite3_get_autocommit(q->db)))
-        tx_rollback(q);
     return result;
+}
+
+/* Written by the group commit too (see gc_submit). */
+int
+queue_ack(struct queue *q, const char *partner, const char *tracking,
+          int state, const char *message, char *err, size_t errlen)
+{
+    struct gc_req r;
+
+    if (!partner_ok(partner))
+        return q_failx(q, err, errlen, "store: no valid partner id given");
+    if (state != Q_DELIVERED && state != Q_DELIVERED_WARNINGS &&
+        state != Q_NOT_READABLE && state != Q_FAILED)
+        return q_failx(q, err, errlen, "store: %s is not an "
+                       "acknowledgement state", q_state_name(state));
+    if (!tracking_ok(tracking))
+        return Q_NOTFOUND;
+    if (q->readonly || q->gc == NULL)
+        return q_failx(q, err, errlen,
+                       "store: opened read-only; cannot change it");
+    memset(&r, 0, sizeof(r));
+    r.kind = GC_ACK;
+    r.partner = partner;
+    r.ack_tracking = tracking;
+    r.state = state;
+    r.message = message != NULL ? message : "";
+    r.mlen = text_cut(r.message, Q_ERROR_MAX - 1);
+    r.now = now_ms();
+    r.bytes = (size_t)r.mlen + 256;
+    r.err = err;
+    r.errlen = errlen;
+    return gc_submit(q, &r);
 }
 
 int

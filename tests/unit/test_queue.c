@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2144,6 +2145,446 @@ test_query_plans(void **state)
                      Q_ERR);
 }
 
+/* ---- group commit ------------------------------------------------------- */
+
+/* raw_count - the integer answer of sql on a connection of our own */
+static int64_t
+raw_count(const char *path, const char *sql)
+{
+    sqlite3 *raw = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v;
+
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    return v;
+}
+
+/* A delivery to "ppbad" is refused inside the transaction, after its
+ * certificate row was written: the request must be undone alone. */
+static void
+add_reject_trigger(const char *path)
+{
+    sqlite3 *raw = NULL;
+
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "CREATE TRIGGER test_reject BEFORE"
+                                  " INSERT ON delivery WHEN NEW.partner ="
+                                  " 'ppbad' BEGIN SELECT RAISE(ABORT,"
+                                  " 'rejected by test'); END", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    sqlite3_close(raw);
+}
+
+#define GC_THREADS  8
+#define GC_EACH     200
+#define GC_SHARED   (GC_EACH / 10)
+
+enum gc_what { GC_DISTINCT, GC_SHARE, GC_BAD_TX, GC_BAD_ARG };
+
+static enum gc_what
+gc_what(int j)
+{
+    if (j % 10 == 9)
+        return GC_SHARE;          /* every thread hands in the same one */
+    if (j % 13 == 5)
+        return GC_BAD_TX;         /* fails inside the transaction */
+    if (j % 17 == 3)
+        return GC_BAD_ARG;        /* fails the argument check */
+    return GC_DISTINCT;
+}
+
+static void
+gc_request(int t, int j, char *num, size_t numlen, char *content,
+           size_t clen)
+{
+    switch (gc_what(j)) {
+    case GC_SHARE:
+        snprintf(num, numlen, "GC-S-%d", j / 10);
+        snprintf(content, clen, "<shared n=\"%d\"/>", j / 10);
+        break;
+    case GC_BAD_TX:
+        snprintf(num, numlen, "GC-B-%d-%d", t, j);
+        snprintf(content, clen, "<bad t=\"%d\" j=\"%d\"/>", t, j);
+        break;
+    default:
+        snprintf(num, numlen, "GC-%d-%d", t, j);
+        snprintf(content, clen, "<c t=\"%d\" j=\"%d\"/>", t, j);
+        break;
+    }
+}
+
+struct gc_worker {
+    struct queue *q;
+    pthread_barrier_t *start;
+    int id;
+    int rc[GC_EACH], dup[GC_EACH], transient[GC_EACH];
+    char tracking[GC_EACH][Q_TRACKING_MAX];
+    int ack_ok, ack_notfound, ack_err;
+    char err[512];
+};
+
+static void *
+gc_worker_run(void *arg)
+{
+    static const struct q_addressee to_bad[] = {
+        { "ppa", Q_CH_PULL }, { "ppbad", Q_CH_PULL }
+    };
+    static const struct q_addressee to_badch[] = { { "ppa", 9 } };
+    struct gc_worker *w = arg;
+    char num[32], content[64], err[512];
+    int j, rc;
+
+    pthread_barrier_wait(w->start);
+    for (j = 0; j < GC_EACH; j++) {
+        struct q_handin in = {
+            .from = "NL", .to = "DE", .type = 851, .status = 70,
+            .number = num, .sender = "nl-gw",
+            .to_partners = to_a, .nto = 1,
+        };
+
+        gc_request(w->id, j, num, sizeof(num), content, sizeof(content));
+        in.content = (const unsigned char *)content;
+        in.content_len = strlen(content);
+        if (gc_what(j) == GC_BAD_TX) {
+            in.to_partners = to_bad;
+            in.nto = 2;
+        } else if (gc_what(j) == GC_BAD_ARG) {
+            in.to_partners = to_badch;
+        }
+        w->dup[j] = -1;
+        w->rc[j] = queue_handin(w->q, &in, w->tracking[j], &w->dup[j], err,
+                                sizeof(err));
+        w->transient[j] = queue_err_transient(w->q);
+        if (w->rc[j] != Q_OK && gc_what(j) != GC_BAD_TX &&
+            gc_what(j) != GC_BAD_ARG)
+            snprintf(w->err, sizeof(w->err), "%s", err);
+        if (w->rc[j] == Q_ERR && gc_what(j) == GC_BAD_TX &&
+            strstr(err, "rejected by test") == NULL)
+            snprintf(w->err, sizeof(w->err), "%s", err);
+    }
+    /* acknowledge what was handed in (shared ones by all: idempotent) */
+    pthread_barrier_wait(w->start);
+    for (j = 0; j < GC_EACH; j++) {
+        if (w->rc[j] != Q_OK)
+            continue;
+        rc = queue_ack(w->q, "ppa", w->tracking[j], Q_DELIVERED, "ok", err,
+                       sizeof(err));
+        if (rc == Q_OK)
+            w->ack_ok++;
+        else
+            w->ack_err++;
+    }
+    rc = queue_ack(w->q, "ppa", "ECG19700101-0000000000000000", Q_DELIVERED,
+                   NULL, err, sizeof(err));
+    if (rc == Q_NOTFOUND)
+        w->ack_notfound++;
+    else
+        w->ack_err++;
+    return NULL;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+test_group_commit_concurrent(void **state)
+{
+    struct fixture *f = *state;
+    struct gc_worker *w = calloc(GC_THREADS, sizeof(*w));
+    char **all = calloc(GC_THREADS * GC_EACH, sizeof(*all));
+    pthread_barrier_t start;
+    pthread_t th[GC_THREADS];
+    char num[32], content[64];
+    struct status_rows st;
+    uint64_t handins = 0, commits = 0, h2 = 0, c2 = 0;
+    int64_t distinct = 0, unique, answered = 0;
+    int t, j, k, n, first;
+
+    assert_non_null(w);
+    assert_non_null(all);
+    add_reject_trigger(f->path);
+    for (j = 0; j < GC_EACH; j++)
+        distinct += gc_what(j) == GC_DISTINCT;
+    unique = GC_THREADS * distinct + GC_SHARED;
+    assert_int_equal(pthread_barrier_init(&start, NULL, GC_THREADS), 0);
+    for (t = 0; t < GC_THREADS; t++) {
+        /* each its own handle, durable (synchronous=FULL) */
+        assert_int_equal(queue_open(&w[t].q, f->path, 0, f->err,
+                                    sizeof(f->err)), Q_OK);
+        w[t].start = &start;
+        w[t].id = t;
+    }
+    for (t = 0; t < GC_THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, gc_worker_run, &w[t]),
+                         0);
+    for (t = 0; t < GC_THREADS; t++)
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+    pthread_barrier_destroy(&start);
+
+    n = 0;
+    for (t = 0; t < GC_THREADS; t++) {
+        if (w[t].err[0] != '\0')
+            fprintf(stderr, "worker %d: %s\n", t, w[t].err);
+        assert_string_equal(w[t].err, "");
+        for (j = 0; j < GC_EACH; j++) {
+            switch (gc_what(j)) {
+            case GC_BAD_TX:
+            case GC_BAD_ARG:
+                /* failed alone, told so, not as a temporary failure */
+                assert_int_equal(w[t].rc[j], Q_ERR);
+                assert_string_equal(w[t].tracking[j], "");
+                assert_int_equal(w[t].dup[j], 0);
+                assert_false(w[t].transient[j]);
+                break;
+            case GC_DISTINCT:
+                assert_int_equal(w[t].rc[j], Q_OK);
+                assert_int_equal(w[t].dup[j], 0);
+                all[n++] = w[t].tracking[j];
+                answered++;
+                break;
+            case GC_SHARE:
+                assert_int_equal(w[t].rc[j], Q_OK);
+                answered++;
+                break;
+            }
+        }
+        assert_int_equal(w[t].ack_err, 0);
+        assert_int_equal(w[t].ack_notfound, 1);
+    }
+    /* the same certificate handed in by all: one stored, the first
+     * tracking number for everybody, exactly one not a duplicate */
+    for (k = 0; k < GC_SHARED; k++) {
+        j = 10 * k + 9;
+        first = 0;
+        for (t = 0; t < GC_THREADS; t++) {
+            assert_string_equal(w[t].tracking[j], w[0].tracking[j]);
+            first += w[t].dup[j] == 0;
+        }
+        assert_int_equal(first, 1);
+        all[n++] = w[0].tracking[j];
+    }
+    /* tracking numbers unique */
+    assert_int_equal(n, unique);
+    qsort(all, (size_t)n, sizeof(*all), cmp_str);
+    for (k = 1; k < n; k++)
+        assert_true(strcmp(all[k - 1], all[k]) < 0);
+
+    /* every success stored exactly once and readable */
+    for (t = 0; t < GC_THREADS; t++) {
+        for (j = 0; j < GC_EACH; j++) {
+            struct seen s;
+
+            if (w[t].rc[j] != Q_OK)
+                continue;
+            gc_request(t, j, num, sizeof(num), content, sizeof(content));
+            memset(&s, 0, sizeof(s));
+            assert_int_equal(queue_pull_one(f->q, "ppa", w[t].tracking[j],
+                                            env_cb, &s, f->err,
+                                            sizeof(f->err)), Q_OK);
+            assert_int_equal(s.n, 1);
+            assert_string_equal(s.number[0], num);
+            assert_int_equal(s.version[0], 1);
+            assert_int_equal(s.content_len[0], strlen(content));
+            assert_memory_equal(s.content[0], content, strlen(content));
+            assert_int_equal(s.state[0], Q_DELIVERED);
+        }
+    }
+    assert_int_equal(raw_count(f->path, "SELECT count(*) FROM certificate"),
+                     unique);
+    assert_int_equal(raw_count(f->path, "SELECT count(DISTINCT tracking)"
+                               " FROM certificate"), unique);
+    assert_int_equal(raw_count(f->path, "SELECT count(*) FROM certificate"
+                               " WHERE number LIKE 'GC-B-%'"), 0);
+    assert_int_equal(raw_count(f->path, "SELECT count(*) FROM delivery"),
+                     unique);
+    assert_int_equal(raw_count(f->path, "SELECT count(*) FROM delivery"
+                               " WHERE partner = 'ppbad'"), 0);
+    /* creation and one acknowledgement each, however often acknowledged */
+    assert_int_equal(raw_count(f->path, "SELECT count(*) FROM event"),
+                     2 * unique);
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(queue_op_status(f->q, status_cb, &st, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(st.n, 1);
+    assert_int_equal(st.state[0], Q_DELIVERED);
+    assert_int_equal(st.count[0], unique);
+
+    /* group commit happened: fewer commits than hand-ins */
+    queue_stats(w[0].q, &handins, &commits);
+    queue_stats(f->q, &h2, &c2);
+    assert_int_equal(h2, handins);              /* process-wide */
+    assert_int_equal(c2, commits);
+    if (getenv("TEST_QUEUE_PLANS") != NULL)
+        fprintf(stderr, "group commit: %llu hand-ins in %llu commits\n",
+                (unsigned long long)handins, (unsigned long long)commits);
+    assert_int_equal(handins, (uint64_t)answered);
+    assert_true(commits > 0);
+    assert_true(commits < handins);
+
+    for (t = 0; t < GC_THREADS; t++)
+        queue_close(w[t].q);
+    assert_int_equal(queue_op_check(f->q, f->err, sizeof(f->err)), Q_OK);
+    assert_string_equal(f->err, "ok");
+    free(all);
+    free(w);
+}
+
+/* One batch made on purpose: the write lock is held elsewhere while the
+ * first hand-in leads (and waits for it) and the others queue up; they
+ * then go in together, in arrival order. */
+struct gc_one {
+    struct queue *q;
+    const char *number, *content;
+    const struct q_addressee *to;
+    size_t nto;
+    volatile int started;
+    int rc, dup, transient;
+    char tracking[Q_TRACKING_MAX];
+    char err[512];
+};
+
+static void *
+gc_one_run(void *arg)
+{
+    struct gc_one *o = arg;
+    struct q_handin in = {
+        .from = "NL", .to = "DE", .type = 851, .status = 70,
+        .number = o->number, .sender = "nl-gw",
+        .content = (const unsigned char *)o->content,
+        .content_len = strlen(o->content),
+        .to_partners = o->to, .nto = o->nto,
+    };
+
+    __atomic_store_n(&o->started, 1, __ATOMIC_SEQ_CST);
+    o->rc = queue_handin(o->q, &in, o->tracking, &o->dup, o->err,
+                         sizeof(o->err));
+    o->transient = queue_err_transient(o->q);
+    return NULL;
+}
+
+static void
+test_group_commit_batch(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee to_bad[] = {
+        { "ppa", Q_CH_PULL }, { "ppbad", Q_CH_PULL }
+    };
+    struct gc_one o[5] = {
+        { .number = "GB-0", .content = "<zero/>", .to = to_a, .nto = 1 },
+        { .number = "GB-1", .content = "<one/>", .to = to_ab, .nto = 2 },
+        { .number = "GB-2", .content = "<two/>", .to = to_bad, .nto = 2 },
+        { .number = "GB-1", .content = "<one/>", .to = to_ab, .nto = 2 },
+        { .number = "GB-1", .content = "<one, v2/>", .to = to_a, .nto = 1 },
+    };
+    struct timespec pause = { 0, 200 * 1000000L };
+    struct timespec settle = { 0, 600 * 1000000L };
+    pthread_t th[5];
+    uint64_t handins = 0, commits = 0;
+    sqlite3 *raw = NULL;
+    struct seen s;
+    int i;
+
+    add_reject_trigger(f->path);
+    for (i = 0; i < 5; i++)
+        assert_int_equal(queue_open(&o[i].q, f->path, 0, f->err,
+                                    sizeof(f->err)), Q_OK);
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, gc_one_run, &o[i]), 0);
+        while (!__atomic_load_n(&o[i].started, __ATOMIC_SEQ_CST))
+            sched_yield();
+        nanosleep(&pause, NULL);     /* it is queued before the next */
+    }
+    nanosleep(&settle, NULL);
+    assert_int_equal(sqlite3_exec(raw, "ROLLBACK", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    for (i = 0; i < 5; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+
+    for (i = 0; i < 5; i++)
+        if (i != 2 && o[i].rc != Q_OK)
+            fprintf(stderr, "hand-in %d: %s\n", i, o[i].err);
+    assert_int_equal(o[0].rc, Q_OK);
+    assert_int_equal(o[1].rc, Q_OK);
+    assert_int_equal(o[1].dup, 0);
+    /* the bad one fails alone, with its own message */
+    assert_int_equal(o[2].rc, Q_ERR);
+    assert_string_equal(o[2].tracking, "");
+    assert_false(o[2].transient);
+    assert_non_null(strstr(o[2].err, "rejected by test"));
+    /* a duplicate of a hand-in of the same batch */
+    assert_int_equal(o[3].rc, Q_OK);
+    assert_int_equal(o[3].dup, 1);
+    assert_string_equal(o[3].tracking, o[1].tracking);
+    /* the next version, also in the same batch */
+    assert_int_equal(o[4].rc, Q_OK);
+    assert_int_equal(o[4].dup, 0);
+    assert_string_not_equal(o[4].tracking, o[1].tracking);
+
+    /* the first led alone; the four others went in one commit */
+    queue_stats(f->q, &handins, &commits);
+    assert_int_equal(handins, 4);
+    assert_int_equal(commits, 2);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_pull(f->q, "ppb", 10, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.tracking[0], o[1].tracking);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_pull(f->q, "ppa", 10, env_cb, &s, f->err,
+                                sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.tracking[0], o[0].tracking);
+    assert_string_equal(s.tracking[1], o[1].tracking);
+    assert_string_equal(s.tracking[2], o[4].tracking);
+    assert_int_equal(s.version[2], 2);
+    assert_int_equal(raw_count(f->path, "SELECT count(*) FROM certificate"
+                               " WHERE number = 'GB-2'"), 0);
+    for (i = 0; i < 5; i++)
+        queue_close(o[i].q);
+    assert_int_equal(queue_op_check(f->q, f->err, sizeof(f->err)), Q_OK);
+}
+
+/* A read-only handle never joins; its counters stay 0. */
+static void
+test_group_commit_readonly(void **state)
+{
+    struct fixture *f = *state;
+    struct queue *ro = NULL;
+    uint64_t h = 1, c = 1;
+    char t[Q_TRACKING_MAX];
+
+    handin_ok(f, "GR-1", "<r/>", to_a, 1, t);
+    queue_stats(f->q, &h, &c);
+    assert_int_equal(h, 1);
+    assert_int_equal(c, 1);
+    assert_int_equal(queue_open(&ro, f->path, 1, f->err, sizeof(f->err)),
+                     Q_OK);
+    queue_stats(ro, &h, &c);
+    assert_int_equal(h, 0);
+    assert_int_equal(c, 0);
+    assert_int_equal(handin(&(struct fixture){ .q = ro }, "GR-2", "<x/>", 4,
+                            to_a, 1, t, NULL), Q_ERR);
+    queue_close(ro);
+    /* a duplicate counts as answered */
+    handin(f, "GR-1", "<r/>", 4, to_a, 1, t, NULL);
+    queue_stats(f->q, &h, &c);
+    assert_int_equal(h, 2);
+    assert_int_equal(c, 2);
+}
+
 int
 main(void)
 {
@@ -2186,6 +2627,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_schema_version, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_concurrent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_readonly, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
