@@ -33,8 +33,10 @@ struct push {
     struct push_signer *signer;
     X509 **recipient;            /* per partner index, NULL: sign only */
     int *busy;                   /* messages in flight per relay */
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;           /* busy, stopping, kicked */
     pthread_cond_t cv;
+    pthread_mutex_t claim_mu;     /* one claim at a time: the relay limit
+                                     is checked and taken atomically */
     int stopping;
     int kicked;
     pthread_t *tid;
@@ -93,6 +95,7 @@ push_init(const struct config *cfg, struct push **out, char *err,
         goto nomem;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_mutex_init(&p->claim_mu, NULL);
     p->cfg = cfg;
     p->recipient = calloc(cfg->npartners ? cfg->npartners : 1,
                           sizeof(*p->recipient));
@@ -299,9 +302,13 @@ worker_main(void *arg)
         int rc, ridx = -1;
         int64_t next = 0;
 
+        /* Under claim_mu: which relays are full, the claim, and taking
+         * the relay slot happen as one step for all workers. */
+        pthread_mutex_lock(&p->claim_mu);
         pthread_mutex_lock(&p->mu);
         if (p->stopping) {
             pthread_mutex_unlock(&p->mu);
+            pthread_mutex_unlock(&p->claim_mu);
             break;
         }
         for (i = 0; i < cfg->npartners; i++) {
@@ -316,11 +323,20 @@ worker_main(void *arg)
         j.p = p;
         rc = queue_mail_claim(q, now_ms(), lease, skip, nskip, claim_cb, &j,
                               err, sizeof(err));
+        if (rc == Q_OK && j.partner != NULL && j.partner->mail != NULL) {
+            ridx = j.partner->mail->relay;
+            pthread_mutex_lock(&p->mu);
+            p->busy[ridx]++;
+            pthread_mutex_unlock(&p->mu);
+        }
+        pthread_mutex_unlock(&p->claim_mu);
         if (rc == Q_NOTFOUND) {
             if (queue_mail_next_due(q, &next, err, sizeof(err)) != Q_OK)
                 next = 0;
             next = next > 0 ? next - now_ms() : IDLE_WAIT_MS;
-            wait_ms(p, next < 1 ? 1 : next > IDLE_WAIT_MS ? IDLE_WAIT_MS : next);
+            if (next < 1)   /* due, but its relay is full: wait for a slot */
+                next = nskip > 0 ? IDLE_WAIT_MS : 1;
+            wait_ms(p, next > IDLE_WAIT_MS ? IDLE_WAIT_MS : next);
             continue;
         }
         if (rc != Q_OK) {
@@ -329,17 +345,12 @@ worker_main(void *arg)
             continue;
         }
         push_kick(p);                  /* more may be due: wake another */
-        if (j.partner != NULL && j.partner->mail != NULL) {
-            ridx = j.partner->mail->relay;
-            pthread_mutex_lock(&p->mu);
-            p->busy[ridx]++;
-            pthread_mutex_unlock(&p->mu);
-        }
         send_one(p, q, &j);
         if (ridx >= 0) {
             pthread_mutex_lock(&p->mu);
             p->busy[ridx]--;
-            pthread_cond_broadcast(&p->cv);    /* a slot is free */
+            p->kicked = 1;                     /* a slot is free */
+            pthread_cond_broadcast(&p->cv);
             pthread_mutex_unlock(&p->mu);
         }
         free(j.msg);
@@ -418,6 +429,7 @@ push_stop(struct push *p)
     push_signer_free(p->signer);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->claim_mu);
     free(p->recipient);
     free(p->busy);
     free(p->tid);

@@ -213,7 +213,7 @@ push_smtp_send(const struct push_relay *relay, const char *from,
     st = smtp_reverse_path_status(message);
     if (st == NULL || st->code == 0) {
         snprintf(reply, replylen, "%s: %s", hostport, s.tls_note[0] ?
-                 s.tls_note : "connection closed before MAIL FROM");
+                 s.tls_note : "no reply to MAIL FROM (timeout or connection closed)");
         goto out;
     }
     if (st->code >= 400) {
