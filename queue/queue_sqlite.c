@@ -1907,7 +1907,7 @@ show_rows(struct queue *q, sqlite3_int64 cert_id, q_delivery_cb del_cb,
     struct q_delivery d;
     struct q_event ev;
     sqlite3_stmt *st = NULL;
-    int result = Q_ERR, rc;
+    int result = Q_ERR, rc = SQLITE_DONE;
 
     if (stmt_get(q, del_cb != NULL ? ST_SHOW_DEL : ST_SHOW_EV, &st, err,
                  errlen) != Q_OK)
