@@ -143,7 +143,7 @@ run: deps
 	$(MAKE) all
 	bash deploy/run-dev.sh
 
--include tests/fuzz/fuzz.mk tests/bench/bench.mk
+-include tests/fuzz/fuzz.mk tests/bench/bench.mk tests/soak/soak.mk tests/security/security.mk tests/smtp/smtp.mk
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/ecert-gateway

@@ -42,6 +42,8 @@ struct request {
     char tail[16];                   /* last bytes seen, for markup split
                                         across reads */
     size_t ntail;
+    int u8_need;                     /* UTF-8 continuation bytes due */
+    unsigned char u8_lo, u8_hi;      /* range of the next one */
     const char *refused;             /* NULL, or why the input is refused */
 };
 

@@ -277,11 +277,14 @@ parsehdr_cb(struct soap *soap, const char *key, const char *val)
 
 /* ---- input guard -------------------------------------------------------------
  * gSOAP reads the body until the envelope ends, even past Content-Length
- * when the body is not an envelope at all, and it passes a DOCTYPE in the
- * envelope through.  So every read goes through recv_cb: it never reads
- * past the declared body (then EOF), and it refuses any document type or
- * entity declaration before gSOAP sees it.  parse_cb (after the HTTP
- * header) checks the declared size against max_request_bytes. */
+ * when the body is not an envelope at all; it passes a DOCTYPE in the
+ * envelope through; and it reads bytes that are not UTF-8 as Latin-1.
+ * So: every read goes through recv_cb, which never reads past the
+ * declared body (then EOF); parse_cb (after the HTTP header) checks the
+ * declared size against max_request_bytes; and prepare_cb sees the body
+ * as gSOAP will parse it (after chunked decoding and decompression) and
+ * refuses any document type or entity declaration and any byte sequence
+ * that is not UTF-8, before gSOAP parses it. */
 static size_t (*sock_recv)(struct soap *, char *, size_t);
 static int (*http_parse)(struct soap *);
 
@@ -330,7 +333,6 @@ refuse(struct soap *soap, struct request *r, const char *why)
     r->refused = why;
     r->outcome = "client-fault";
     snprintf(r->note, sizeof(r->note), "%s", why);
-    soap->keep_alive = 0;
     soap->recv_timeout = 0;
     soap->send_timeout = 0;
 }
@@ -347,6 +349,67 @@ seterror_cb(struct soap *soap, const char **code, const char **string)
     *code = "SOAP-ENV:Client";
     *string = r->refused;
     hub_fault_detail(soap, r->refused);
+}
+
+/* Streaming UTF-8 check (RFC 3629: no overlongs, no surrogates, nothing
+ * above U+10FFFF); the state carries over between reads. */
+static int
+utf8_ok(struct request *r, const unsigned char *b, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = b[i];
+
+        if (r->u8_need > 0) {
+            if (c < r->u8_lo || c > r->u8_hi)
+                return 0;
+            r->u8_need--;
+            r->u8_lo = 0x80;
+            r->u8_hi = 0xBF;
+            continue;
+        }
+        if (c < 0x80)
+            continue;
+        r->u8_lo = 0x80;
+        r->u8_hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF)
+            r->u8_need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            r->u8_need = 2;
+            if (c == 0xE0)
+                r->u8_lo = 0xA0;
+            else if (c == 0xED)
+                r->u8_hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            r->u8_need = 3;
+            if (c == 0xF0)
+                r->u8_lo = 0x90;
+            else if (c == 0xF4)
+                r->u8_hi = 0x8F;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+prepare_cb(struct soap *soap, const char *buf, size_t len)
+{
+    struct request *r = soap->user;
+
+    if (r->refused != NULL)
+        return SOAP_FAULT;
+    if (markup_refused(r, buf, len)) {
+        refuse(soap, r, "DOCTYPE and ENTITY declarations are not allowed");
+        return SOAP_FAULT;
+    }
+    if (!utf8_ok(r, (const unsigned char *)buf, len)) {
+        refuse(soap, r, "the request is not valid UTF-8");
+        return SOAP_FAULT;
+    }
+    return SOAP_OK;
 }
 
 static size_t
@@ -369,10 +432,6 @@ recv_cb(struct soap *soap, char *buf, size_t len)
         return 0;
     if (r->body_left > 0)
         r->body_left -= (long long)n;
-    if (markup_refused(r, buf, n)) {
-        refuse(soap, r, "DOCTYPE and ENTITY declarations are not allowed");
-        return 0;
-    }
     return n;
 }
 
@@ -420,6 +479,7 @@ serve(struct soap *soap, struct request *r)
         r->count = 0;
         r->body_left = -1;
         r->ntail = 0;
+        r->u8_need = 0;
         r->refused = NULL;
         soap->send_timeout = r->gw->cfg->send_timeout;
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
@@ -430,8 +490,11 @@ serve(struct soap *soap, struct request *r)
             if (soap->error >= SOAP_STOP) {
                 /* e.g. form data: gSOAP answered nothing; we do. */
                 soap->keep_alive = 0;
-                hub_fault(soap, 1, "not a SOAP request: POST a SOAP 1.1 "
-                          "envelope as text/xml");
+                if (r->refused != NULL)
+                    hub_fault(soap, 1, "%s", r->refused);
+                else
+                    hub_fault(soap, 1, "not a SOAP request: POST a SOAP 1.1 "
+                              "envelope as text/xml");
                 soap_send_fault(soap);
                 request_log(soap, r);
                 return;
@@ -510,6 +573,7 @@ connection(struct worker *w, struct soap *soap)
     soap->fparse = parse_cb;
     soap->frecv = recv_cb;
     soap->fseterror = seterror_cb;
+    soap->fpreparerecv = prepare_cb;
     if (soap_ssl_accept(soap) != SOAP_OK) {
         char buf[256];
 
