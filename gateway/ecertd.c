@@ -9,6 +9,7 @@
  * SIGTERM/SIGINT: stop accepting, finish requests in flight, exit 0.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,9 @@ main(int argc, char **argv)
 
     if (path == NULL)
         path = DEFAULT_CONFIG;
+    /* Few malloc arenas: per-thread arenas would each keep the peak of
+     * the largest request their thread ever parsed. */
+    mallopt(M_ARENA_MAX, 2);
     while ((opt = getopt(argc, argv, "c:fthV")) != -1) {
         switch (opt) {
         case 'c':

@@ -73,8 +73,8 @@ store_fault(struct soap *soap, const char *what, const char *err)
     struct request *r = req(soap);
 
     if (queue_err_transient(r->q))
-        return hub_fault(soap, 0, "%s: the store is temporarily unavailable "
-                         "(%s); try again later", what, err);
+        return hub_fault(soap, 0, "%s: %s", what, err);  /* err says
+                                                   "try again later" */
     return hub_fault(soap, 0, "%s: internal store error; try again later",
                      what);
 }

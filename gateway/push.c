@@ -340,7 +340,7 @@ worker_main(void *arg)
             continue;
         }
         if (rc != Q_OK) {
-            log_error("push: store: %s", err);
+            log_error("push: %s", err);
             wait_ms(p, IDLE_WAIT_MS);
             continue;
         }

@@ -4,15 +4,26 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * The main thread accepts; each accepted socket goes (as a copy of the
- * master gSOAP context) into a bounded hand-over queue; worker threads
- * take one connection at a time, do the TLS handshake, map the client
- * certificate's public key to a partner and serve requests on it
- * (keep-alive) until the peer closes, a timeout hits or we stop.
- * Each worker owns one store handle.
+ * The main thread accepts and runs every TLS handshake itself,
+ * non-blocking, with a deadline, in one poll() loop: a slow, silent or
+ * unauthenticated peer costs a file descriptor and an SSL object, never a
+ * worker, and when too many handshakes are pending the oldest is dropped
+ * so that new peers still get in.  Only a finished handshake whose client
+ * certificate's public key is a configured partner's becomes a gSOAP
+ * context in the bounded hand-over queue; worker threads take one
+ * connection at a time and serve requests on it (keep-alive) until the
+ * peer closes, a timeout hits or we stop.  Each worker owns one store
+ * handle.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +42,7 @@
 
 #define MAX_KEEP_ALIVE 1000      /* requests per connection */
 #define MAX_OCCURS     10000     /* elements in one repeated list */
+#define BIG_REQUEST    (256 * 1024)  /* bytes: trim the heap after one */
 
 /* The configuration the TLS verify callback consults (read-only). */
 static const struct config *tls_cfg;
@@ -125,6 +137,7 @@ tls_setup(struct soap *soap, const struct config *cfg, char *err, size_t errlen)
     SSL_CTX_set_verify_depth(ctx, 8);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                         SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);   /* idle peers: small */
     return 0;
 }
 
@@ -333,6 +346,7 @@ refuse(struct soap *soap, struct request *r, const char *why)
     r->refused = why;
     r->outcome = "client-fault";
     snprintf(r->note, sizeof(r->note), "%s", why);
+    soap->fpoll = NULL;     /* unread request bytes must not stop the answer */
     soap->recv_timeout = 0;
     soap->send_timeout = 0;
 }
@@ -556,6 +570,8 @@ serve(struct soap *soap, struct request *r)
         request_log(soap, r);
         soap_destroy(soap);
         soap_end(soap);
+        if (soap->count > BIG_REQUEST)
+            malloc_trim(0);             /* give a large parse's memory back */
     } while (soap->keep_alive);
 }
 
@@ -574,14 +590,7 @@ connection(struct worker *w, struct soap *soap)
     soap->frecv = recv_cb;
     soap->fseterror = seterror_cb;
     soap->fpreparerecv = prepare_cb;
-    if (soap_ssl_accept(soap) != SOAP_OK) {
-        char buf[256];
-
-        fault_line(soap, buf, sizeof(buf));
-        log_warn("tls: handshake with %s failed: %s", soap->host, buf);
-        goto out;
-    }
-    cert = SSL_get1_peer_certificate(soap->ssl);
+    cert = SSL_get1_peer_certificate(soap->ssl);    /* handshake done */
     r.partner = partner_of(cert);
     X509_free(cert);
     if (r.partner == NULL) {
@@ -594,6 +603,7 @@ out:
     soap_destroy(soap);
     soap_end(soap);
     soap_free(soap);           /* closes the socket and the TLS session */
+    malloc_trim(0);            /* what this connection parsed goes back */
 }
 
 static void *
@@ -605,6 +615,258 @@ worker_main(void *arg)
     while ((soap = handover_take(w->h)) != NULL)
         connection(w, soap);
     return NULL;
+}
+
+/* ---- the acceptor ------------------------------------------------------------ */
+
+#define PENDING_MAX   512      /* handshakes in progress (keeps every
+                                  descriptor below FD_SETSIZE for gSOAP) */
+#define ACCEPT_BURST  64       /* accepts per loop turn */
+#define NOTE_WINDOW   10000    /* ms: at most NOTE_MAX log lines per window */
+#define NOTE_MAX      100
+
+struct pending {
+    int fd;
+    SSL *ssl;
+    long long deadline;        /* ms, monotonic */
+    unsigned long long seq;    /* arrival order */
+    short events;
+    int port;
+    char host[64];
+};
+
+struct acceptor {
+    struct soap *master;
+    struct handover *h;
+    struct pending p[PENDING_MAX];
+    size_t n;
+    unsigned long long seq;
+    long long handshake_ms;
+    long long note_window;
+    int noted;
+    long suppressed;
+};
+
+static long long
+mono_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Warnings about unauthenticated peers, rate-limited: a flood of them
+ * must not flood the log. */
+static void
+acceptor_note(struct acceptor *a, const char *host, int port, const char *why)
+{
+    long long now = mono_ms();
+
+    if (now - a->note_window >= NOTE_WINDOW) {
+        if (a->suppressed > 0)
+            log_warn("tls: %ld more connection problems not logged in the "
+                     "last %d s", a->suppressed, NOTE_WINDOW / 1000);
+        a->note_window = now;
+        a->noted = 0;
+        a->suppressed = 0;
+    }
+    if (a->noted >= NOTE_MAX) {
+        a->suppressed++;
+        return;
+    }
+    a->noted++;
+    log_warn("tls: %s:%d: %s", host, port, why);
+}
+
+static void
+pending_drop(struct acceptor *a, size_t i, const char *why)
+{
+    struct pending *p = &a->p[i];
+
+    if (why != NULL)
+        acceptor_note(a, p->host, p->port, why);
+    SSL_free(p->ssl);
+    close(p->fd);
+    a->p[i] = a->p[--a->n];
+}
+
+static void
+pending_add(struct acceptor *a, int fd, const struct sockaddr_storage *ss,
+            socklen_t sslen)
+{
+    struct pending *p;
+    char serv[16];
+    size_t i, oldest = 0;
+    int one = 1;
+
+    if (a->n == PENDING_MAX) {
+        for (i = 1; i < a->n; i++)
+            if (a->p[i].seq < a->p[oldest].seq)
+                oldest = i;
+        pending_drop(a, oldest, "dropped: too many TLS handshakes in progress");
+    }
+    p = &a->p[a->n];
+    memset(p, 0, sizeof(*p));
+    p->ssl = SSL_new(a->master->ctx);
+    if (p->ssl == NULL || SSL_set_fd(p->ssl, fd) != 1) {
+        SSL_free(p->ssl);
+        close(fd);
+        log_warn("tls: out of memory for a new connection");
+        return;
+    }
+    SSL_set_accept_state(p->ssl);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (getnameinfo((const struct sockaddr *)ss, sslen, p->host,
+                    sizeof(p->host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        snprintf(p->host, sizeof(p->host), "?");
+    else
+        p->port = atoi(serv);
+    p->fd = fd;
+    p->deadline = mono_ms() + a->handshake_ms;
+    p->seq = a->seq++;
+    p->events = POLLIN;
+    a->n++;
+}
+
+/* The handshake is done: a known partner's connection goes to a worker. */
+static void
+pending_done(struct acceptor *a, size_t i)
+{
+    struct pending *p = &a->p[i];
+    struct soap *c;
+    X509 *cert;
+    const struct partner *pt;
+
+    cert = SSL_get1_peer_certificate(p->ssl);
+    pt = partner_of(cert);
+    X509_free(cert);
+    if (pt == NULL || SSL_get_verify_result(p->ssl) != X509_V_OK) {
+        pending_drop(a, i, "no known client certificate");
+        return;
+    }
+    /* The socket stays non-blocking, as gSOAP keeps its own accepted
+     * sockets when timeouts are set: it waits with select() itself. */
+    c = soap_copy(a->master);
+    if (c == NULL) {
+        pending_drop(a, i, "out of memory");
+        return;
+    }
+    c->socket = p->fd;
+    c->ssl = p->ssl;
+    c->imode |= SOAP_ENC_SSL;
+    c->omode |= SOAP_ENC_SSL;
+    c->port = p->port;
+    snprintf(c->host, sizeof(c->host), "%s", p->host);
+    a->p[i] = a->p[--a->n];             /* c owns fd and ssl now */
+    if (!handover_put(a->h, c)) {
+        log_warn("too many connections: refusing partner %s from %s",
+                 pt->id, c->host);
+        soap_free(c);                   /* closes fd, frees ssl */
+    }
+}
+
+/* One step of handshake i after poll() said its socket is ready. */
+static void
+pending_step(struct acceptor *a, size_t i)
+{
+    struct pending *p = &a->p[i];
+    unsigned long e;
+    char why[160];
+    int r;
+
+    ERR_clear_error();
+    r = SSL_do_handshake(p->ssl);
+    if (r == 1) {
+        pending_done(a, i);
+        return;
+    }
+    switch (SSL_get_error(p->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        p->events = POLLIN;
+        return;
+    case SSL_ERROR_WANT_WRITE:
+        p->events = POLLOUT;
+        return;
+    default:
+        e = ERR_peek_error();
+        if (SSL_get_verify_result(p->ssl) != X509_V_OK)
+            snprintf(why, sizeof(why), "handshake failed: certificate: %s",
+                     X509_verify_cert_error_string(
+                         SSL_get_verify_result(p->ssl)));
+        else
+            snprintf(why, sizeof(why), "handshake failed: %s",
+                     e != 0 ? ERR_reason_error_string(e) : "connection closed");
+        pending_drop(a, i, why);
+        return;
+    }
+}
+
+static void
+acceptor_run(struct acceptor *a, int lfd, volatile sig_atomic_t *stop)
+{
+    static struct pollfd pfd[PENDING_MAX + 1];
+    size_t i, n;
+    int k;
+
+    while (!*stop) {
+        long long now = mono_ms();
+
+        for (i = a->n; i-- > 0;)
+            if (now >= a->p[i].deadline)
+                pending_drop(a, i, "handshake timed out");
+        pfd[0].fd = lfd;
+        pfd[0].events = POLLIN;
+        pfd[0].revents = 0;
+        for (i = 0; i < a->n; i++) {
+            pfd[i + 1].fd = a->p[i].fd;
+            pfd[i + 1].events = a->p[i].events;
+            pfd[i + 1].revents = 0;
+        }
+        n = a->n;
+        if (poll(pfd, n + 1, 250) <= 0)
+            continue;           /* timeout, or a signal: look at stop */
+        /* Backwards: a drop moves the last entry (already seen) into i. */
+        for (i = n; i-- > 0;)
+            if (pfd[i + 1].revents != 0)
+                pending_step(a, i);
+        if (!(pfd[0].revents & POLLIN))
+            continue;
+        for (k = 0; k < ACCEPT_BURST; k++) {
+            struct sockaddr_storage ss;
+            socklen_t sslen = sizeof(ss);
+            int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE) {
+                    /* out of descriptors: make room by dropping the
+                     * oldest handshake */
+                    if (a->n > 0) {
+                        size_t j, oldest = 0;
+
+                        for (j = 1; j < a->n; j++)
+                            if (a->p[j].seq < a->p[oldest].seq)
+                                oldest = j;
+                        pending_drop(a, oldest, "dropped: out of file "
+                                     "descriptors");
+                    } else {
+                        usleep(100000);
+                    }
+                }
+                break;          /* EAGAIN: no more waiting */
+            }
+            if (fd >= FD_SETSIZE - 16) {   /* gSOAP select()s on it */
+                close(fd);
+                acceptor_note(a, "-", 0, "refused: descriptor number too high");
+                continue;
+            }
+            pending_add(a, fd, &ss, sslen);
+        }
+    }
+    while (a->n > 0)
+        pending_drop(a, a->n - 1, NULL);
 }
 
 /* ---- the listener ----------------------------------------------------------- */
@@ -672,27 +934,21 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
              "%d workers, %zu partners, store %s", cfg->listen_addr,
              cfg->listen_port, cfg->workers, cfg->npartners, cfg->store);
     rc = 0;
-    while (!*stop) {
-        struct soap *c;
+    {
+        static struct acceptor a;          /* large: not on the stack */
+        int fl = fcntl(master->master, F_GETFL);
 
-        if (!soap_valid_socket(soap_accept(master))) {
-            if (master->errnum == 0 || *stop)
-                continue;       /* accept timeout: look at the stop flag */
-            log_warn("accept: %s", strerror(master->errnum));
-            usleep(100000);     /* e.g. out of descriptors: do not spin */
-            continue;
+        if (fl == -1 || fcntl(master->master, F_SETFL, fl | O_NONBLOCK) == -1) {
+            log_error("listener: %s", strerror(errno));
+            *stop = 1;
         }
-        c = soap_copy(master);
-        if (c == NULL) {
-            log_warn("out of memory for a connection from %s", master->host);
-            soap_closesock(master);
-            continue;
-        }
-        master->socket = SOAP_INVALID_SOCKET;   /* now c's */
-        if (!handover_put(&h, c)) {
-            log_warn("too many connections: refusing %s", c->host);
-            soap_free(c);
-        }
+        memset(&a, 0, sizeof(a));
+        a.master = master;
+        a.h = &h;
+        a.handshake_ms = (long long)(cfg->recv_timeout < 10 ?
+                                     cfg->recv_timeout : 10) * 1000;
+        a.note_window = mono_ms();
+        acceptor_run(&a, master->master, stop);
     }
     log_info("stopping: finishing requests in flight");
 out:
