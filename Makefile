@@ -22,7 +22,8 @@ GSOAPLIB := -lgsoapssl
 LDLIBS   := -lssl -lcrypto $(shell xml2-config --libs 2>/dev/null) -lsqlite3 -lconfig \
             -ljansson -lz -lpthread
 
-DEB_PKGS := build-essential valgrind gsoap libgsoap-dev libssl-dev openssl libxml2-dev libxml2-utils \
+DEB_PKGS := build-essential valgrind clang libclang-rt-14-dev strace iproute2 e2fsprogs \
+            nginx-light gsoap libgsoap-dev libssl-dev openssl libxml2-dev libxml2-utils \
             libcurl4-openssl-dev curl libesmtp-dev libsqlite3-dev sqlite3 libconfig-dev \
             libjansson-dev libcmocka-dev postfix zlib1g-dev
 
@@ -131,12 +132,19 @@ integration-asan: asan $(B)/hubclient
 	  echo "sanitizer reports:"; cat $(ASAN_DIR)/reports/*; exit 1; \
 	else echo "sanitizers: no reports"; fi
 
+# The whole suite, short forms (long forms: make soak, make fuzz, make bench).
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-valgrind
 	$(MAKE) integration
 	$(MAKE) integration-asan
+	$(MAKE) security
+	$(MAKE) soak-short
+	$(MAKE) smtp-faults
+	$(MAKE) fuzz-regress
+	$(MAKE) fuzz-short
+	@echo "make check: all suites passed"
 
 # ---- run ------------------------------------------------------------------
 run: deps

@@ -83,10 +83,13 @@ $(FUZZ_DIR)/seeds/.stamp: tests/fuzz/make-seeds.sh config/ecertd.example.conf
 	@touch $@
 fuzz-seeds: $(FUZZ_DIR)/seeds/.stamp
 
+# All harnesses at once (each for FUZZ_SECONDS of wall time), so the
+# short form costs one minute of `make check`.
 fuzz-short: fuzz-build fuzz-seeds
-	@fail=0; for n in $(FUZZ_NAMES); do \
-	  FUZZ_DIR=$(FUZZ_DIR) bash tests/fuzz/run.sh fuzz $$n $(or $(FUZZ_SECONDS),60) || fail=1; \
-	done; exit $$fail
+	@pids=""; for n in $(FUZZ_NAMES); do \
+	  FUZZ_DIR=$(FUZZ_DIR) bash tests/fuzz/run.sh fuzz $$n $(or $(FUZZ_SECONDS),60) & \
+	  pids="$$pids $$!"; \
+	done; fail=0; for p in $$pids; do wait $$p || fail=1; done; exit $$fail
 
 fuzz: fuzz-build fuzz-seeds
 	@fail=0; for n in $(FUZZ_NAMES); do \
