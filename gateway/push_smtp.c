@@ -27,6 +27,7 @@ struct send_ctx {
     int sent;                     /* the whole message was handed over */
     const struct push_relay *relay;
     char tls_note[128];           /* why STARTTLS failed, if it did */
+    char last_reply[256];         /* the relay's last 4xx/5xx reply line */
 };
 
 /* libesmtp pulls the message through this: all of it in one piece. */
@@ -69,6 +70,33 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
     default:
         break;
     }
+}
+
+/* The protocol trace: keep the relay's last refusal line, so that a
+ * session that fails early (4xx to EHLO) still says what the relay said. */
+static void
+monitor_cb(const char *buf, int len, int writing, void *arg)
+{
+    struct send_ctx *s = arg;
+    int start = 0, end = len, i, n;
+
+    if (writing || len <= 0)
+        return;
+    while (end > 0 && (buf[end - 1] == '\n' || buf[end - 1] == '\r'))
+        end--;
+    for (i = 0; i < end; i++)
+        if (buf[i] == '\n')
+            start = i + 1;
+    n = end - start;
+    if (n <= 0 || (buf[start] != '4' && buf[start] != '5'))
+        return;                   /* only refusals: not "221 Bye" */
+    if (n > (int)sizeof(s->last_reply) - 1)
+        n = (int)sizeof(s->last_reply) - 1;
+    memcpy(s->last_reply, buf + start, (size_t)n);
+    s->last_reply[n] = '\0';
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s->last_reply[i] < 0x20)
+            s->last_reply[i] = ' ';
 }
 
 static int
@@ -166,6 +194,7 @@ push_smtp_send(const struct push_relay *relay, const char *from,
     smtp_set_server(session, hostport);
     smtp_set_hostname(session, relay->ehlo);
     smtp_set_eventcb(session, event_cb, &s);
+    smtp_set_monitorcb(session, monitor_cb, &s, 0);
     smtp_set_timeout(session, Timeout_GREETING | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
     smtp_set_timeout(session, Timeout_ENVELOPE | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
     smtp_set_timeout(session, Timeout_DATA | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
@@ -205,9 +234,15 @@ push_smtp_send(const struct push_relay *relay, const char *from,
     }
 
     if (!smtp_start_session(session)) {
-        snprintf(reply, replylen, "%s: %s", hostport, s.tls_note[0] ?
-                 s.tls_note : smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
-        goto out;              /* refused, reset, timeout, TLS: retry */
+        /* refused, reset, timeout, TLS, 4xx to the greeting: retry */
+        if (s.tls_note[0])
+            snprintf(reply, replylen, "%s: %s", hostport, s.tls_note);
+        else if (s.last_reply[0] >= '1' && s.last_reply[0] <= '5')
+            snprintf(reply, replylen, "%s: %s", hostport, s.last_reply);
+        else
+            snprintf(reply, replylen, "%s: %s", hostport,
+                     smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
+        goto out;
     }
     /* The session ran; look at each step's reply, worst first. */
     st = smtp_reverse_path_status(message);
@@ -216,14 +251,14 @@ push_smtp_send(const struct push_relay *relay, const char *from,
                  s.tls_note : "no reply to MAIL FROM (timeout or connection closed)");
         goto out;
     }
-    if (st->code >= 400) {
+    if (st->code < 200 || st->code >= 300) {
         status_text(reply, replylen, "MAIL FROM", st);
         rc = st->code >= 500 ? PUSH_FAIL : PUSH_RETRY;
         goto out;
     }
     for (i = 0; i < nto; i++) {
         st = smtp_recipient_status(rcpt[i]);
-        if (st == NULL || st->code < 200 || (st->code >= 400 && st->code < 500)) {
+        if (st == NULL || st->code < 200 || (st->code >= 300 && st->code < 500)) {
             status_text(reply, replylen, "RCPT TO", st);
             worst = PUSH_RETRY;
         } else if (st->code >= 500 && worst == PUSH_SENT) {
@@ -233,8 +268,14 @@ push_smtp_send(const struct push_relay *relay, const char *from,
     }
     st = smtp_message_transfer_status(message);
     if (worst == PUSH_SENT) {
-        status_text(reply, replylen, "DATA", st);
-        if (st == NULL || st->code < 200 || (st->code >= 400 && st->code < 500))
+        if (st != NULL && st->code >= 300 && st->code < 400)
+            snprintf(reply, replylen, "DATA: no reply to the end of data "
+                     "(timeout or connection closed)");
+        else
+            status_text(reply, replylen, "DATA", st);
+        /* Only a 2xx to the final "." delivers: a 354 left over from
+         * DATA means the end of data got no answer (timeout). */
+        if (st == NULL || st->code < 200 || (st->code >= 300 && st->code < 500))
             worst = PUSH_RETRY;
         else if (st->code >= 500)
             worst = PUSH_FAIL;
