@@ -92,9 +92,10 @@ fuzz-short: fuzz-build fuzz-seeds
 	done; fail=0; for p in $$pids; do wait $$p || fail=1; done; exit $$fail
 
 fuzz: fuzz-build fuzz-seeds
-	@fail=0; for n in $(FUZZ_NAMES); do \
-	  FUZZ_DIR=$(FUZZ_DIR) bash tests/fuzz/run.sh fuzz $$n $(or $(FUZZ_SECONDS),600) || fail=1; \
-	done; exit $$fail
+	@pids=""; for n in $(FUZZ_NAMES); do \
+	  FUZZ_DIR=$(FUZZ_DIR) bash tests/fuzz/run.sh fuzz $$n $(or $(FUZZ_SECONDS),600) & \
+	  pids="$$pids $$!"; \
+	done; fail=0; for p in $$pids; do wait $$p || fail=1; done; exit $$fail
 
 fuzz-regress: fuzz-build fuzz-seeds
 	@fail=0; for n in $(FUZZ_NAMES); do \
