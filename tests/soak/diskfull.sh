@@ -453,7 +453,13 @@ if start_daemon; then
         DPID=
     fi
 else
-    not_ok "$what: ecertd starts" "$(tail -n 5 "$DLOG")"
+    # It may also refuse to start when it cannot open its store (SQLite
+    # must write to recover the WAL): then with a message naming the store.
+    wait "$DPID" 2>/dev/null; rc=$?
+    v=$(tail -n 3 "$DLOG")
+    check "$what: ecertd refuses with a clear message (status $rc)" "$v" \
+        eval '[ "$rc" -ne 0 ] && printf "%s" "$v" | grep -q "store"'
+    echo "# $what: $v"
     stop_pid "$DPID" 1; DPID=
 fi
 rm -f "$MNT/filler2"
