@@ -23,6 +23,9 @@ log_open(const char *ident, int where)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
+static void log_v(int prio, const char *level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_v(int prio, const char *level, const char *fmt, va_list ap)
 {
@@ -31,6 +34,8 @@ log_v(int prio, const char *level, const char *fmt, va_list ap)
     struct timespec ts;
     struct tm tm;
 
+    if (log_where == LOG_TO_NONE)
+        return;
     vsnprintf(line, sizeof(line), fmt, ap);
     if (log_where == LOG_TO_SYSLOG) {
         syslog(prio, "%s%s", level, line);

@@ -9,7 +9,7 @@
 #ifndef ECERT_LOG_H
 #define ECERT_LOG_H
 
-enum { LOG_TO_STDERR = 0, LOG_TO_SYSLOG = 1 };
+enum { LOG_TO_STDERR = 0, LOG_TO_SYSLOG = 1, LOG_TO_NONE = 2 };
 
 void log_open(const char *ident, int where);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

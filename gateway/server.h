@@ -62,6 +62,17 @@ int server_tls_check(const struct config *cfg, char *err, size_t errlen);
 int hub_fault(struct soap *soap, int client, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* server_serve.c: take gSOAP's own HTTP and receive callbacks from the
+ * master context (once, before threads); stop ends keep-alive. */
+void server_serve_init(struct soap *master, volatile sig_atomic_t *stop);
+
+/* Serve the requests of one connection (soap->user = r, TLS done):
+ * installs the input guard, loops while kept alive, logs each request. */
+void server_serve(struct soap *soap, struct request *r);
+
+/* gSOAP's fault text on one line. */
+void server_fault_line(struct soap *soap, char *buf, size_t len);
+
 /* Attach HubWebException/message = msg as the fault's detail. */
 void hub_fault_detail(struct soap *soap, const char *msg);
 

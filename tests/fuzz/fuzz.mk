@@ -42,7 +42,7 @@ FUZZ_PUSH_SRC := $(filter gateway/push%,$(wildcard gateway/*.c))
 FUZZ_COMMON   := $(call fuzz_obj,tests/fuzz/fuzz_common.c)
 FUZZ_GEN_OBJ  := $(FUZZ_OBJDIR)/gen/soapC.o $(FUZZ_OBJDIR)/gen/soapServer.o
 
-FUZZ_SOAP_OBJ   := $(call fuzz_obj,tests/fuzz/fuzz_soap.c gateway/hub_ops.c \
+FUZZ_SOAP_OBJ   := $(call fuzz_obj,tests/fuzz/fuzz_soap.c gateway/hub_ops.c gateway/server_serve.c \
                      $(QUEUE_SRC) $(CONFIG_SRC) $(GW_COMMON) $(FUZZ_PUSH_SRC)) \
                    $(FUZZ_GEN_OBJ) $(FUZZ_COMMON)
 FUZZ_SPS_OBJ    := $(call fuzz_obj,tests/fuzz/fuzz_sps.c $(GW_COMMON)) $(FUZZ_COMMON)

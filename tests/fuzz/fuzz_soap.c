@@ -35,6 +35,7 @@
 #include "soapH.h"
 #include "DeliveryServiceSoapBinding.nsmap"
 #include "push.h"
+#include "log.h"
 #include "server.h"
 #include "fuzz_common.h"
 
@@ -63,6 +64,7 @@ static struct gateway gw;
 static struct sps_schema *schema;
 static struct queue *store;
 static struct soap *master;
+static volatile sig_atomic_t fuzz_stop;
 static int (*http_parsehdr)(struct soap *, const char *, const char *);
 
 /* The current input, served by fuzz_recv. */
@@ -235,86 +237,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     master->fsend = fuzz_send;
     http_parsehdr = master->fparsehdr;
     master->fparsehdr = fuzz_parsehdr;
+    server_serve_init(master, &fuzz_stop);
+    log_open("fuzz_soap", LOG_TO_NONE);     /* no line per input */
     return 0;
-}
-
-/* ---- one connection, as server_tls.c serve() does it ---------------------- */
-
-static const char *
-local_name(const char *tag)
-{
-    const char *c = strrchr(tag, ':');
-
-    return c != NULL ? c + 1 : tag;
-}
-
-/* What request_log and fault_line would write, into a buffer. */
-static void
-log_line(struct soap *soap, const struct request *r)
-{
-    const char *s = soap_fault_string(soap);
-    const char *d = soap_fault_detail(soap);
-    char fault[256], line[1024];
-
-    snprintf(fault, sizeof fault, "%s%s%s", s ? s : "error", d ? ": " : "",
-             d ? d : "");
-    snprintf(line, sizeof line,
-             "partner=%s op=%s tracking=%s outcome=%s count=%d%s%s%s [%s]",
-             r->partner ? r->partner->id : "-", r->op ? r->op : "-",
-             r->tracking[0] ? r->tracking : "-",
-             r->outcome ? r->outcome : "ok", r->count,
-             r->note[0] ? " reason=\"" : "", r->note, r->note[0] ? "\"" : "",
-             fault);
-}
-
-static void
-serve(struct soap *soap, struct request *r)
-{
-    soap->keep_alive = soap->max_keep_alive + 1;
-    do {
-        if (soap->keep_alive > 0 && soap->max_keep_alive > 0)
-            soap->keep_alive--;
-        r->op = NULL;
-        r->tracking[0] = '\0';
-        r->outcome = NULL;
-        r->note[0] = '\0';
-        r->count = 0;
-        if (soap_begin_serve(soap)) {
-            if (soap->error >= SOAP_STOP)
-                continue;
-            if (soap->error != SOAP_EOF || soap->errnum != 0) {
-                r->outcome = "bad-request";
-                log_line(soap, r);
-            }
-            return;
-        }
-        if (soap_serve_request(soap)) {
-            if (soap->error == SOAP_NO_METHOD) {
-                char op[64];
-
-                snprintf(op, sizeof(op), "%.*s", (int)sizeof(op) - 1,
-                         local_name(soap->tag));
-                r->op = op;
-                hub_fault(soap, 1, "operation %s is not supported by this "
-                          "gateway", op);
-                soap->keep_alive = 0;
-                soap_send_fault(soap);
-                log_line(soap, r);
-                r->op = NULL;
-                return;
-            }
-            if (soap->error && soap->error < SOAP_STOP) {
-                if (r->outcome == NULL)
-                    r->outcome = "client-fault";
-                soap_send_fault(soap);
-                log_line(soap, r);
-                return;
-            }
-        }
-        log_line(soap, r);
-        soap_destroy(soap);
-        soap_end(soap);
-    } while (soap->keep_alive);
 }
 
 int
@@ -333,7 +258,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     soap->user = &r;
     in_p = data;
     in_n = size;
-    serve(soap, &r);
+    server_serve(soap, &r);       /* the daemon's own loop and guard */
     soap->user = NULL;
     soap_destroy(soap);
     soap_end(soap);
