@@ -208,6 +208,35 @@ validation_fault(struct soap *soap, const char *what,
                      res->nsevere > 1 ? " (and more errors)" : "");
 }
 
+/* Decode field's text (XML text or base64) and validate it: on SOAP_OK
+ * *doc (malloc'd) and *res (calloc'd) hold the document and the result,
+ * for the caller to free; otherwise a Fault is set. */
+static int
+decode_validate(struct soap *soap, const char *field, const char *text,
+                unsigned char **doc, size_t *doclen, struct sps_result **res)
+{
+    const struct config *cfg = req(soap)->gw->cfg;
+    struct sps_limits lim;
+    int is_text = 0;
+    char err[512];
+
+    *doc = NULL;
+    *doclen = 0;
+    *res = NULL;
+    if (text == NULL)
+        return hub_fault(soap, 1, "%s: missing", field);
+    if (sps_decode(text, strlen(text), doc, doclen, &is_text, err,
+                   sizeof(err)) != 0)
+        return hub_fault(soap, 1, "%s: %s", field, err);
+    *res = calloc(1, sizeof(**res));
+    if (*res == NULL)
+        return hub_fault(soap, 0, "out of memory; try again later");
+    lim.max_depth = cfg->xml_depth;
+    lim.max_bytes = (size_t)cfg->max_request_bytes;
+    sps_validate(req(soap)->gw->schema, &lim, *doc, *doclen, is_text, *res);
+    return SOAP_OK;
+}
+
 static int
 handin(struct soap *soap, const struct hub__Envelope *env,
        struct hub__EnvelopeHeader **result)
@@ -215,14 +244,13 @@ handin(struct soap *soap, const struct hub__Envelope *env,
     struct request *r = req(soap);
     const struct config *cfg = r->gw->cfg;
     struct q_addressee to[ROUTE_MAX_ADDRESSEES];
-    struct sps_limits lim;
     struct sps_result *res = NULL;
     struct sps_header hdr;
     struct q_handin in;
     struct hub__EnvelopeHeader *h;
     unsigned char *doc = NULL;
     size_t doclen = 0, nto = 0;
-    int is_text = 0, dup = 0, rc;
+    int dup = 0, rc;
     char err[512];
 
     if (env == NULL) {
@@ -240,23 +268,12 @@ handin(struct soap *soap, const struct hub__Envelope *env,
         rc = hub_fault(soap, 1, "%s", err);
         goto out;
     }
-    if (env->Content == NULL) {
-        rc = hub_fault(soap, 1, "Content: missing");
+    if (decode_validate(soap, "Content", env->Content, &doc, &doclen,
+                        &res) != SOAP_OK) {
+        rc = SOAP_FAULT;
         goto out;
     }
-    if (sps_decode(env->Content, strlen(env->Content), &doc, &doclen,
-                   &is_text, err, sizeof(err)) != 0) {
-        rc = hub_fault(soap, 1, "Content: %s", err);
-        goto out;
-    }
-    res = calloc(1, sizeof(*res));
-    if (res == NULL) {
-        rc = hub_fault(soap, 0, "out of memory; try again later");
-        goto out;
-    }
-    lim.max_depth = cfg->xml_depth;
-    lim.max_bytes = (size_t)cfg->max_request_bytes;
-    if (sps_validate(r->gw->schema, &lim, doc, doclen, is_text, res) > 0) {
+    if (res->nsevere > 0) {
         rc = validation_fault(soap, "Content", res);
         goto out;
     }
@@ -577,31 +594,17 @@ __ns__ValidatePhytoXML(struct soap *soap, struct _ns__ValidatePhytoXML *in,
         ns__validationLevel__SEVERE, ns__validationLevel__WARNING,
         ns__validationLevel__INFO,
     };
-    struct sps_limits lim;
     struct sps_result *res = NULL;
     unsigned char *doc = NULL;
     size_t doclen = 0, i;
-    int is_text = 0, rc;
-    char err[512];
+    int rc;
 
     r->op = "ValidatePhytoXML";
-    if (in->ePhytoXML == NULL) {
-        rc = hub_fault(soap, 1, "ePhytoXML: missing");
+    if (decode_validate(soap, "ePhytoXML", in->ePhytoXML, &doc, &doclen,
+                        &res) != SOAP_OK) {
+        rc = SOAP_FAULT;
         goto out;
     }
-    if (sps_decode(in->ePhytoXML, strlen(in->ePhytoXML), &doc, &doclen,
-                   &is_text, err, sizeof(err)) != 0) {
-        rc = hub_fault(soap, 1, "ePhytoXML: %s", err);
-        goto out;
-    }
-    res = calloc(1, sizeof(*res));
-    if (res == NULL) {
-        rc = hub_fault(soap, 0, "out of memory; try again later");
-        goto out;
-    }
-    lim.max_depth = r->gw->cfg->xml_depth;
-    lim.max_bytes = (size_t)r->gw->cfg->max_request_bytes;
-    sps_validate(r->gw->schema, &lim, doc, doclen, is_text, res);
     out->__sizeValidationResult = (int)res->nissues;
     out->ValidationResult = res->nissues > 0 ?
         soap_malloc(soap, sizeof(*out->ValidationResult) * res->nissues) : NULL;

@@ -1658,14 +1658,16 @@ tracking_ok(const char *t)
     return t != NULL && *t != '\0' && strlen(t) < Q_TRACKING_MAX;
 }
 
-int
-queue_pull_one(struct queue *q, const char *partner, const char *tracking,
-               q_envelope_cb cb, void *arg, char *err, size_t errlen)
+/* one_envelope - the envelope of tracking that partner may see, through
+ * statement which (ST_PULL_ONE with content, ST_TRACK without). */
+static int
+one_envelope(struct queue *q, int which, const char *what,
+             const char *partner, const char *tracking, q_envelope_cb cb,
+             void *arg, char *err, size_t errlen)
 {
     struct q_envelope e;
     sqlite3_stmt *st = NULL;
-    sqlite3_int64 id = 0;
-    int result = Q_ERR, rc, took = 0;
+    int result = Q_ERR, rc;
 
     if (!partner_ok(partner)) {
         q_failx(q, err, errlen, "store: no valid partner id given");
@@ -1675,7 +1677,7 @@ queue_pull_one(struct queue *q, const char *partner, const char *tracking,
         result = Q_NOTFOUND;
         goto out;
     }
-    if (stmt_get(q, ST_PULL_ONE, &st, err, errlen) != Q_OK)
+    if (stmt_get(q, which, &st, err, errlen) != Q_OK)
         goto out;
     sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, partner, -1, SQLITE_STATIC);
@@ -1685,23 +1687,28 @@ queue_pull_one(struct queue *q, const char *partner, const char *tracking,
         goto out;
     }
     if (rc != SQLITE_ROW) {
-        q_fail(q, rc, "pull", err, errlen);
+        q_fail(q, rc, what, err, errlen);
         goto out;
     }
     if (env_fill(q, st, &e, err, errlen) != Q_OK)
         goto out;
-    env_content(st, ENV_NCOLS + 1, &e);
-    id = sqlite3_column_int64(st, ENV_NCOLS);
+    if (which == ST_PULL_ONE)
+        env_content(st, ENV_NCOLS + 1, &e);
     if (cb != NULL)
-        took = cb(arg, &e) == 0;
-    stmt_done(st);
-    st = NULL;
-    (void)took;     /* a re-read by tracking number: no write, no fsync */
-    (void)id;
+        cb(arg, &e);
     result = Q_OK;
 out:
     stmt_done(st);
     return result;
+}
+
+/* A re-read by tracking number: no write, no fsync. */
+int
+queue_pull_one(struct queue *q, const char *partner, const char *tracking,
+               q_envelope_cb cb, void *arg, char *err, size_t errlen)
+{
+    return one_envelope(q, ST_PULL_ONE, "pull", partner, tracking, cb, arg,
+                        err, errlen);
 }
 
 /* ack_apply - r's acknowledgement inside the leader's open transaction */
@@ -1790,39 +1797,8 @@ int
 queue_track(struct queue *q, const char *partner, const char *tracking,
             q_envelope_cb cb, void *arg, char *err, size_t errlen)
 {
-    struct q_envelope e;
-    sqlite3_stmt *st = NULL;
-    int result = Q_ERR, rc;
-
-    if (!partner_ok(partner)) {
-        q_failx(q, err, errlen, "store: no valid partner id given");
-        goto out;
-    }
-    if (!tracking_ok(tracking)) {
-        result = Q_NOTFOUND;
-        goto out;
-    }
-    if (stmt_get(q, ST_TRACK, &st, err, errlen) != Q_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, tracking, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, partner, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        result = Q_NOTFOUND;
-        goto out;
-    }
-    if (rc != SQLITE_ROW) {
-        q_fail(q, rc, "track", err, errlen);
-        goto out;
-    }
-    if (env_fill(q, st, &e, err, errlen) != Q_OK)
-        goto out;
-    if (cb != NULL)
-        cb(arg, &e);
-    result = Q_OK;
-out:
-    stmt_done(st);
-    return result;
+    return one_envelope(q, ST_TRACK, "track", partner, tracking, cb, arg,
+                        err, errlen);
 }
 
 /* ---- operator ----------------------------------------------------------- */
