@@ -486,9 +486,10 @@ static int check_private(struct ctx *x, const config_setting_t *s,
 
     if (stat(file, &st) < 0)
         return fail(x, s, "%s %s: %s", label, file, strerror(errno));
-    if (st.st_mode & S_IROTH)
-        return fail(x, s, "%s %s is readable by others (mode %04o); "
+    if (st.st_mode & (S_IRWXO | S_IWGRP))
+        return fail(x, s, "%s %s is %s by others (mode %04o); "
                     "chmod 600 it", kind, file,
+                    (st.st_mode & S_IROTH) ? "readable" : "writable",
                     (unsigned)(st.st_mode & 07777));
     return 0;
 }
@@ -550,9 +551,11 @@ static int load_auth_file(struct ctx *x, const config_setting_t *s,
         fail(x, s, "%s %s: not a regular file", label, file);
         goto out;
     }
-    if (st.st_mode & S_IROTH) {
-        fail(x, s, "auth file %s is readable by others (mode %04o); "
-             "chmod 600 it", file, (unsigned)(st.st_mode & 07777));
+    if (st.st_mode & (S_IRWXO | S_IWGRP)) {
+        fail(x, s, "auth file %s is %s by others (mode %04o); "
+             "chmod 600 it", file,
+             (st.st_mode & S_IROTH) ? "readable" : "writable",
+             (unsigned)(st.st_mode & 07777));
         goto out;
     }
     for (;;) {
@@ -651,9 +654,10 @@ static int load_tls(struct ctx *x, config_setting_t *root, struct config *c)
         return -1;
     if (stat(c->tls_key, &st) < 0)
         return fail(x, s, "tls.key %s: %s", c->tls_key, strerror(errno));
-    if (st.st_mode & S_IROTH)
-        return fail(x, s, "key file %s is readable by others (mode %04o); "
+    if (st.st_mode & (S_IRWXO | S_IWGRP))
+        return fail(x, s, "key file %s is %s by others (mode %04o); "
                     "chmod 600 it", c->tls_key,
+                    (st.st_mode & S_IROTH) ? "readable" : "writable",
                     (unsigned)(st.st_mode & 07777));
 
     if (get_path(x, g, "ca", "tls.ca", "tls", &c->tls_ca, &s) < 0 ||
@@ -1316,16 +1320,25 @@ bad:
     return NULL;
 }
 
-static char *abs_dir_of(const char *path)
+/* The directory of the file itself (a symlinked config resolves its
+ * relative paths next to the real file). */
+static char *abs_dir_of(const char *given)
 {
+    char *real = realpath(given, NULL);
+    const char *path = real != NULL ? real : given;
     const char *slash = strrchr(path, '/');
     char *d, *r;
 
-    if (!slash)
+    if (!slash) {
+        free(real);
         return realpath(".", NULL);
-    if (slash == path)
+    }
+    if (slash == path) {
+        free(real);
         return strdup("/");
+    }
     d = strndup(path, (size_t)(slash - path));
+    free(real);
     if (!d)
         return NULL;
     r = realpath(d, NULL);

@@ -25,7 +25,7 @@
  *      queue.h only.  The store runs in WAL mode, so the read commands
  *      (status, list, show, check) open it read-only and never block the
  *      daemon; submit opens it for writing and hands a certificate in for
- *      this gateway's own country with sender "operator", through the same
+ *      this gateway's own country with sender "@operator", through the same
  *      content checks (sps.h) and routing rules (route.h) as a SOAP
  *      hand-in.  It never speaks SOAP.
  *
@@ -92,7 +92,7 @@
 
 #define CTL_NAME            "ecertctl"
 #define CTL_DEFAULT_CONFIG  "/etc/ecert-gateway/ecertd.conf"
-#define CTL_SENDER          "operator"
+#define CTL_SENDER          "@operator"   /* no partner id has an @ */
 
 /* Limits for validate when no configuration is read. */
 #define CTL_DEF_MAX_BYTES   4194304L

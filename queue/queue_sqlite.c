@@ -77,6 +77,7 @@
 #include "queue.h"
 
 #define Q_SCHEMA_VERSION   1
+#define CLAIM_TRIES        64   /* picks lost to other claimers */
 #define Q_BUSY_TIMEOUT_MS  10000
 #define Q_SHA256_LEN       32
 
@@ -246,21 +247,28 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MARK] =
         "UPDATE delivery SET pulled_ms = ?1, pull_count = pull_count + 1"
         " WHERE id = ?2 AND partner = ?3 AND channel = 1",
+    /* A delivery the operator holds is neither served nor acknowledged. */
     [ST_PULL_ONE] =
         "SELECT " ENV_COLS ", d.id, c.content"
         " FROM certificate c JOIN delivery d ON d.cert_id = c.id"
-        " WHERE c.tracking = ?1 AND d.partner = ?2 AND d.channel = 1",
+        " WHERE c.tracking = ?1 AND d.partner = ?2 AND d.channel = 1"
+        " AND d.state <> 8",
     [ST_ACK_FIND] =
         "SELECT d.id, d.state"
         " FROM certificate c JOIN delivery d ON d.cert_id = c.id"
-        " WHERE c.tracking = ?1 AND d.partner = ?2 AND d.channel = 1",
+        " WHERE c.tracking = ?1 AND d.partner = ?2 AND d.channel = 1"
+        " AND d.state <> 8",
     [ST_ACK_SET] =
         "UPDATE delivery SET state = ?1, updated_ms = ?2, last_error = ?3"
         " WHERE id = ?4 AND partner = ?5 AND channel = 1",
     /* Own deliveries first (pull before mail); for the sender alone, the
-     * least advanced of all. */
+     * least advanced of all, with the addressee's acknowledgement text
+     * but never a relay's reply (mailboxes, hosts). */
     [ST_TRACK] =
-        "SELECT " ENV_COLS
+        "SELECT c.tracking, c.issuer, c.dest, c.type, c.status, c.version,"
+        " c.number, c.sender, c.received_ms, c.sha256, d.state,"
+        " CASE WHEN d.partner = ?2 OR d.channel = 1 THEN d.last_error"
+        " ELSE '' END"
         " FROM certificate c JOIN delivery d ON d.cert_id = c.id"
         " WHERE c.tracking = ?1 AND (d.partner = ?2 OR c.sender = ?2)"
         " ORDER BY d.partner = ?2 DESC,"
@@ -298,6 +306,7 @@ static const char *const stmt_sql[ST_COUNT] = {
         "UPDATE delivery SET state = 1, attempts = attempts + 1,"
         " next_attempt_ms = ?1, updated_ms = ?2"
         " WHERE id = ?3 AND channel = 2 AND state IN (0, 2)"
+        " AND next_attempt_ms <= ?4"
         " RETURNING attempts",
     [ST_MAIL_GET] =
         "SELECT c.tracking, d.partner, d.attempts, d.created_ms, c.issuer,"
@@ -2126,8 +2135,8 @@ out:
 
 /* mail_take - make delivery id sending under a lease; its attempt count */
 static int
-mail_take(struct queue *q, sqlite3_int64 id, int64_t lease_end, int64_t at,
-          int *attempts, char *err, size_t errlen)
+mail_take(struct queue *q, sqlite3_int64 id, int64_t now, int64_t lease_end,
+          int64_t at, int *attempts, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int result = Q_ERR, rc;
@@ -2137,10 +2146,10 @@ mail_take(struct queue *q, sqlite3_int64 id, int64_t lease_end, int64_t at,
     sqlite3_bind_int64(st, 1, lease_end);
     sqlite3_bind_int64(st, 2, at);
     sqlite3_bind_int64(st, 3, id);
+    sqlite3_bind_int64(st, 4, now);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {            /* cannot happen under the lock */
-        q_failx(q, err, errlen, "store: due mail delivery %lld vanished",
-                (long long)id);
+    if (rc == SQLITE_DONE) {            /* moved since it was picked */
+        result = Q_NOTFOUND;
         goto out;
     }
     if (rc != SQLITE_ROW) {
@@ -2164,6 +2173,7 @@ queue_mail_claim(struct queue *q, int64_t now, int64_t lease_ms,
                  const char *const *skip, size_t nskip,
                  q_mail_cb cb, void *arg, char *err, size_t errlen)
 {
+    int tries;
     struct q_mail m;
     sqlite3_stmt *st = NULL;
     sqlite3_int64 id = 0;
@@ -2181,16 +2191,28 @@ queue_mail_claim(struct queue *q, int64_t now, int64_t lease_ms,
         q_failx(q, err, errlen, "store: claim with a missing skip list");
         goto out;
     }
-    if (tx_begin(q, err, errlen) != Q_OK)
-        goto out;
-    began = 1;
-    r = mail_pick(q, now, skip, nskip, &id, err, errlen);
-    if (r != Q_OK) {
-        result = r;
-        goto out;
+    /* Pick with a plain read (a long skipped backlog must not be walked
+     * under the write lock), then take it only if it is still due; if
+     * another claimer took it meanwhile, pick again. */
+    for (tries = 0;; tries++) {
+        r = mail_pick(q, now, skip, nskip, &id, err, errlen);
+        if (r != Q_OK) {
+            result = r;
+            goto out;
+        }
+        if (tx_begin(q, err, errlen) != Q_OK)
+            goto out;
+        began = 1;
+        r = mail_take(q, id, now, now + lease_ms, at, &attempts, err, errlen);
+        if (r == Q_OK)
+            break;
+        began = 0;
+        tx_rollback(q);
+        if (r != Q_NOTFOUND || tries == CLAIM_TRIES) {
+            result = r;
+            goto out;
+        }
     }
-    if (mail_take(q, id, now + lease_ms, at, &attempts, err, errlen) != Q_OK)
-        goto out;
     snprintf(note, sizeof(note), "attempt %d", attempts);
     if (event_add(q, id, at, Q_SENDING, note, (int)strlen(note), err,
                   errlen) != Q_OK)

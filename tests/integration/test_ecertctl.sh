@@ -270,7 +270,7 @@ SIZE=$(wc -c <"$BO_SAMPLE" | tr -d ' ')
 run -c "$BO_CONF" show "$TRACKING"
 check "show: header with the file's sha256 and size, no content" \
     eval 'rc_is 0 && out_has "^sha256: +$SHA$" && out_has "^size: +$SIZE$" &&
-          out_has "^number: +491412337BO$" && out_has "^sender: +operator$" &&
+          out_has "^number: +491412337BO$" && out_has "^sender: +@operator$" &&
           out_has "ec-nppo +pull +waiting" && ! out_has "SPSCertificate"'
 
 run -c "$BO_CONF" show "$TRACKING" --content
