@@ -347,6 +347,7 @@ __ns__ValidateAndDeliverEnvelope(struct soap *soap,
 struct collect {
     struct soap *soap;
     int n, max;
+    size_t bytes, budget;         /* content so far, and its limit (0: none) */
     struct hub__EnvelopeHeader *headers;
     struct hub__Envelope *envelopes;
 };
@@ -358,6 +359,11 @@ collect_cb(void *arg, const struct q_envelope *e)
 
     if (c->n >= c->max)
         return 1;
+    /* One answer carries at most max_request_bytes of content (at least
+     * one envelope): the rest waits for the next pull. */
+    if (c->budget > 0 && c->n > 0 && c->bytes + e->content_len > c->budget)
+        return 1;
+    c->bytes += e->content_len;
     if (c->headers != NULL)
         fill_header(c->soap, &c->headers[c->n], e);
     else
@@ -432,6 +438,7 @@ __ns__PULLImportEnvelope(struct soap *soap, struct _ns__PULLImportEnvelope *in,
     memset(&c, 0, sizeof(c));
     c.soap = soap;
     c.max = r->gw->cfg->max_pull;
+    c.budget = (size_t)r->gw->cfg->max_request_bytes;
     c.envelopes = soap_malloc(soap, sizeof(*c.envelopes) * (size_t)c.max);
     a = soap_new_hub__ArrayOfEnvelope(soap, -1);
     if (c.envelopes == NULL || a == NULL)

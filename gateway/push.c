@@ -27,6 +27,7 @@
 #include "queue.h"
 
 #define IDLE_WAIT_MS 1000        /* longest sleep when nothing is due */
+#define DONE_TRIES   60          /* seconds to keep trying to record */
 
 struct push {
     const struct config *cfg;
@@ -51,6 +52,11 @@ struct job {
     int attempts;
     int64_t created_ms;
     char tracking[Q_TRACKING_MAX];
+    char from[8], to[8];
+    char number[Q_NUMBER_MAX];
+    int type, status, version;
+    unsigned char *content;      /* a copy, malloc'd */
+    size_t content_len;
     char *msg;                   /* built message, malloc'd */
     size_t msglen;
     char err[256];
@@ -133,45 +139,81 @@ out:
 
 /* ---- one message ------------------------------------------------------------- */
 
+static void wait_ms(struct push *p, int64_t ms);
+
+static int
+is_stopping(struct push *p)
+{
+    int v;
+
+    pthread_mutex_lock(&p->mu);
+    v = p->stopping;
+    pthread_mutex_unlock(&p->mu);
+    return v;
+}
+
+/* Under the claim lock: copy what the message needs, nothing more. */
 static int
 claim_cb(void *arg, const struct q_mail *m)
 {
     struct job *j = arg;
-    const struct config *cfg = j->p->cfg;
-    struct push_message pm;
-    size_t idx;
 
     j->delivery_id = m->delivery_id;
     j->attempts = m->attempts;
     j->created_ms = m->created_ms;
     snprintf(j->tracking, sizeof(j->tracking), "%s", m->tracking);
-    j->partner = config_partner_by_id(cfg, m->partner);
+    snprintf(j->from, sizeof(j->from), "%s", m->from);
+    snprintf(j->to, sizeof(j->to), "%s", m->to);
+    snprintf(j->number, sizeof(j->number), "%s", m->number);
+    j->type = m->type;
+    j->status = m->status;
+    j->version = m->version;
+    j->partner = config_partner_by_id(j->p->cfg, m->partner);
     if (j->partner == NULL || j->partner->mail == NULL) {
         snprintf(j->err, sizeof(j->err), "partner %.64s no longer receives "
                  "mail (configuration changed)", m->partner);
         return 0;
     }
+    j->content = malloc(m->content_len ? m->content_len : 1);
+    if (j->content == NULL) {
+        snprintf(j->err, sizeof(j->err), "out of memory");
+        return 0;
+    }
+    memcpy(j->content, m->content, m->content_len);
+    j->content_len = m->content_len;
+    return 0;
+}
+
+/* Outside the lock: build and sign (or encrypt) the message. */
+static void
+build_message(struct job *j)
+{
+    const struct config *cfg = j->p->cfg;
+    struct push_message pm;
+    size_t idx;
+
+    if (j->partner == NULL || j->partner->mail == NULL || j->content == NULL)
+        return;
     idx = (size_t)(j->partner - cfg->partners);
     memset(&pm, 0, sizeof(pm));
     pm.from_addr = cfg->mail_sender;
     pm.to_addrs = (const char *const *)j->partner->mail->to;
     pm.nto = j->partner->mail->nto;
     pm.msgid_domain = cfg->mail_ehlo;
-    pm.tracking = m->tracking;
-    pm.partner = m->partner;
-    pm.issuer = m->from;
-    pm.dest = m->to;
-    pm.number = m->number;
-    pm.type = m->type;
-    pm.status = m->status;
-    pm.version = m->version;
+    pm.tracking = j->tracking;
+    pm.partner = j->partner->id;
+    pm.issuer = j->from;
+    pm.dest = j->to;
+    pm.number = j->number;
+    pm.type = j->type;
+    pm.status = j->status;
+    pm.version = j->version;
     pm.date = time(NULL);
-    pm.content = m->content;
-    pm.content_len = m->content_len;
+    pm.content = j->content;
+    pm.content_len = j->content_len;
     if (push_build(j->p->signer, j->p->recipient[idx], &pm, &j->msg,
                    &j->msglen, j->err, sizeof(j->err)) != 0)
         j->msg = NULL;
-    return 0;
 }
 
 static void
@@ -182,7 +224,7 @@ send_one(struct push *p, struct queue *q, struct job *j)
     struct push_relay r;
     struct timespec t0, t1;
     char reply[512], err[512], note[640];
-    int outcome, state, ridx;
+    int outcome, state, ridx, tries, done;
     int64_t next = 0, now;
     unsigned int seed = (unsigned int)(j->delivery_id * 2654435761u) ^
                         (unsigned int)time(NULL);
@@ -231,8 +273,19 @@ send_one(struct push *p, struct queue *q, struct job *j)
         }
         break;
     }
-    switch (queue_mail_done(q, j->delivery_id, state, next, reply, err,
-                            sizeof(err))) {
+    /* The outcome must be recorded: a store that is busy or full gets
+     * asked again (the delivery stays sending meanwhile, and start-up
+     * recovery covers a stop). */
+    for (tries = 0;; tries++) {
+        done = queue_mail_done(q, j->delivery_id, state, next, reply, err,
+                               sizeof(err));
+        if (done != Q_ERR || tries == DONE_TRIES || is_stopping(p))
+            break;
+        log_warn("push tracking=%s: cannot record outcome yet: %s",
+                 j->tracking, err);
+        wait_ms(p, IDLE_WAIT_MS);
+    }
+    switch (done) {
     case Q_OK:
         break;
     case Q_NOTFOUND:
@@ -345,6 +398,7 @@ worker_main(void *arg)
             continue;
         }
         push_kick(p);                  /* more may be due: wake another */
+        build_message(&j);
         send_one(p, q, &j);
         if (ridx >= 0) {
             pthread_mutex_lock(&p->mu);
@@ -354,6 +408,7 @@ worker_main(void *arg)
             pthread_mutex_unlock(&p->mu);
         }
         free(j.msg);
+        free(j.content);
     }
     free(skip);
     return NULL;

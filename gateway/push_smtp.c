@@ -5,9 +5,10 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * One libesmtp session per message: sessions are not shared between
- * threads.  Classification: every recipient and the message accepted
- * (2xx) -> PUSH_SENT; any 5xx and nothing temporary -> PUSH_FAIL;
- * everything else (4xx, refused, reset, timeout, STARTTLS missing or
+ * threads.  Classification: at least one recipient and the end of data
+ * accepted (2xx) -> PUSH_SENT (refused mailboxes named in the reply);
+ * 5xx with nothing temporary -> PUSH_FAIL; everything else (4xx,
+ * refused, reset, timeout, no answer to ".", STARTTLS missing or
  * failing) -> PUSH_RETRY.
  */
 #include <stdio.h>
@@ -177,6 +178,8 @@ push_smtp_send(const struct push_relay *relay, const char *from,
     char hostport[300], ebuf[128];
     long ms = (long)relay->timeout * 1000L;
     int rc = PUSH_RETRY, worst = PUSH_SENT;
+    size_t accepted = 0, temporary = 0;
+    char refused[256] = "";
     size_t i;
 
     memset(&s, 0, sizeof(s));
@@ -256,29 +259,41 @@ push_smtp_send(const struct push_relay *relay, const char *from,
         rc = st->code >= 500 ? PUSH_FAIL : PUSH_RETRY;
         goto out;
     }
+    /* Recipients: the message goes through if at least one mailbox took
+     * it; refused ones are named in the reply (the delivery is one per
+     * partner, and resending would duplicate it for the others). */
     for (i = 0; i < nto; i++) {
         st = smtp_recipient_status(rcpt[i]);
-        if (st == NULL || st->code < 200 || (st->code >= 300 && st->code < 500)) {
-            status_text(reply, replylen, "RCPT TO", st);
-            worst = PUSH_RETRY;
-        } else if (st->code >= 500 && worst == PUSH_SENT) {
-            status_text(reply, replylen, "RCPT TO", st);
-            worst = PUSH_FAIL;
+        if (st != NULL && st->code >= 200 && st->code < 300) {
+            accepted++;
+            continue;
         }
+        status_text(refused, sizeof(refused), "RCPT TO", st);
+        if (st == NULL || st->code < 500)
+            temporary++;
+    }
+    if (accepted == 0) {
+        snprintf(reply, replylen, "%s", refused);
+        rc = temporary > 0 ? PUSH_RETRY : PUSH_FAIL;
+        goto out;
     }
     st = smtp_message_transfer_status(message);
-    if (worst == PUSH_SENT) {
-        if (st != NULL && st->code >= 300 && st->code < 400)
-            snprintf(reply, replylen, "DATA: no reply to the end of data "
-                     "(timeout or connection closed)");
-        else
-            status_text(reply, replylen, "DATA", st);
-        /* Only a 2xx to the final "." delivers: a 354 left over from
-         * DATA means the end of data got no answer (timeout). */
-        if (st == NULL || st->code < 200 || (st->code >= 300 && st->code < 500))
-            worst = PUSH_RETRY;
-        else if (st->code >= 500)
-            worst = PUSH_FAIL;
+    if (st != NULL && st->code >= 300 && st->code < 400)
+        snprintf(reply, replylen, "DATA: no reply to the end of data "
+                 "(timeout or connection closed)");
+    else
+        status_text(reply, replylen, "DATA", st);
+    /* Only a 2xx to the final "." delivers: a 354 left over from DATA
+     * means the end of data got no answer (timeout). */
+    if (st == NULL || st->code < 200 || (st->code >= 300 && st->code < 500))
+        worst = PUSH_RETRY;
+    else if (st->code >= 500)
+        worst = PUSH_FAIL;
+    else if (accepted < nto) {
+        size_t l = strlen(reply);
+
+        snprintf(reply + l, replylen - l, "; not for every mailbox: %s",
+                 refused);
     }
     rc = worst;
 out:

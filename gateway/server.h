@@ -45,6 +45,9 @@ struct request {
     int u8_need;                     /* UTF-8 continuation bytes due */
     unsigned char u8_lo, u8_hi;      /* range of the next one */
     const char *refused;             /* NULL, or why the input is refused */
+    /* non-zero when other connections wait for a worker (may be NULL) */
+    int (*others_waiting)(const struct request *r);
+    void *pool;                      /* for others_waiting */
 };
 
 /* Run the listener and workers until *stop becomes non-zero; then stop

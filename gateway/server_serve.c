@@ -9,9 +9,12 @@
  * thus fuzzes exactly what a partner's bytes go through.
  */
 #include <malloc.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/ssl.h>
 
 #include "soapH.h"
 #include "log.h"
@@ -29,8 +32,13 @@ ms_since(const struct timespec *t0)
 }
 
 static void
-request_log(struct soap *soap, const struct request *r)
+request_log(struct soap *soap, struct request *r)
 {
+    char *p;
+
+    for (p = r->note; *p != '\0'; p++)     /* client text: one log line */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
     log_info("partner=%s op=%s tracking=%s outcome=%s count=%d ms=%ld%s%s%s",
              r->partner ? r->partner->id : "-", r->op ? r->op : "-",
              r->tracking[0] ? r->tracking : "-", r->outcome ? r->outcome : "ok",
@@ -262,7 +270,28 @@ parse_cb(struct soap *soap)
         r->body_left = (long long)soap->length > (long long)buffered ?
                        (long long)soap->length - (long long)buffered : 0;
     }
+    /* gSOAP hands the body bytes read with the header to prepare_cb
+     * again, from the body's start: the scanners start over too. */
+    r->u8_need = 0;
+    r->ntail = 0;
     return SOAP_OK;
+}
+
+/* Is the next request already here (buffered by gSOAP or TLS, or on the
+ * socket)? */
+static int
+request_pending(struct soap *soap)
+{
+    struct pollfd pfd;
+
+    if (soap->bufidx < soap->buflen)
+        return 1;
+    if (soap->ssl != NULL && SSL_pending(soap->ssl) > 0)
+        return 1;
+    pfd.fd = soap->socket;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    return poll(&pfd, 1, 0) > 0;
 }
 
 /* After each request: stop keeping the connection alive once we stop. */
@@ -284,6 +313,13 @@ server_serve(struct soap *soap, struct request *r)
     soap->fpreparerecv = prepare_cb;
     soap->keep_alive = soap->max_keep_alive + 1;
     do {
+        /* Before idling on a kept-alive connection: if other connections
+         * wait for a worker, close this one (the client reconnects) so
+         * that idle connections cannot hold every worker. */
+        if (soap->keep_alive <= soap->max_keep_alive &&
+            r->others_waiting != NULL && r->others_waiting(r) &&
+            !request_pending(soap))
+            return;
         if (soap->keep_alive > 0 && soap->max_keep_alive > 0)
             soap->keep_alive--;
         r->op = NULL;

@@ -230,6 +230,18 @@ struct worker {
     struct handover *h;
     struct queue *q;
 };
+static int
+others_waiting(const struct request *r)
+{
+    struct handover *h = r->pool;
+    int n;
+
+    pthread_mutex_lock(&h->mu);
+    n = h->n > 0;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
 static void
 connection(struct worker *w, struct soap *soap)
 {
@@ -239,6 +251,8 @@ connection(struct worker *w, struct soap *soap)
     memset(&r, 0, sizeof(r));
     r.gw = w->gw;
     r.q = w->q;
+    r.others_waiting = others_waiting;
+    r.pool = w->h;
     soap->user = &r;
     cert = SSL_get1_peer_certificate(soap->ssl);    /* handshake done */
     r.partner = partner_of(cert);
