@@ -21,6 +21,7 @@
 #include "server.h"
 
 #define BIG_REQUEST    (256 * 1024)  /* bytes: trim the heap after one */
+#define RELEASE_GRACE_MS 250     /* idle this long while others wait: close */
 
 static long
 ms_since(const struct timespec *t0)
@@ -277,10 +278,10 @@ parse_cb(struct soap *soap)
     return SOAP_OK;
 }
 
-/* Is the next request already here (buffered by gSOAP or TLS, or on the
- * socket)? */
+/* Does the next request arrive within ms (buffered by gSOAP or TLS, or on
+ * the socket)? */
 static int
-request_pending(struct soap *soap)
+request_pending(struct soap *soap, int ms)
 {
     struct pollfd pfd;
 
@@ -291,7 +292,7 @@ request_pending(struct soap *soap)
     pfd.fd = soap->socket;
     pfd.events = POLLIN;
     pfd.revents = 0;
-    return poll(&pfd, 1, 0) > 0;
+    return poll(&pfd, 1, ms) > 0;
 }
 
 /* After each request: stop keeping the connection alive once we stop. */
@@ -314,11 +315,13 @@ server_serve(struct soap *soap, struct request *r)
     soap->keep_alive = soap->max_keep_alive + 1;
     do {
         /* Before idling on a kept-alive connection: if other connections
-         * wait for a worker, close this one (the client reconnects) so
-         * that idle connections cannot hold every worker. */
+         * wait for a worker and this one brings no request within a short
+         * grace, close it (the client reconnects), so that idle
+         * connections cannot hold every worker while busy ones keep
+         * theirs. */
         if (soap->keep_alive <= soap->max_keep_alive &&
             r->others_waiting != NULL && r->others_waiting(r) &&
-            !request_pending(soap))
+            !request_pending(soap, RELEASE_GRACE_MS))
             return;
         if (soap->keep_alive > 0 && soap->max_keep_alive > 0)
             soap->keep_alive--;
