@@ -45,7 +45,8 @@ struct request {
     int u8_need;                     /* UTF-8 continuation bytes due */
     unsigned char u8_lo, u8_hi;      /* range of the next one */
     const char *refused;             /* NULL, or why the input is refused */
-    /* non-zero when other connections wait for a worker (may be NULL) */
+    /* non-zero when other connections wait for a worker; NULL: no pool
+     * to park idle connections in (the connection is served to its end) */
     int (*others_waiting)(const struct request *r);
     void *pool;                      /* for others_waiting */
 };
@@ -69,9 +70,12 @@ int hub_fault(struct soap *soap, int client, const char *fmt, ...)
  * master context (once, before threads); stop ends keep-alive. */
 void server_serve_init(struct soap *master, volatile sig_atomic_t *stop);
 
-/* Serve the requests of one connection (soap->user = r, TLS done):
- * installs the input guard, loops while kept alive, logs each request. */
-void server_serve(struct soap *soap, struct request *r);
+/* Serve the requests of one connection (soap->user = r, TLS done, the
+ * connection's soap->keep_alive count set): installs the input guard,
+ * loops while kept alive, logs each request.  With r->others_waiting set,
+ * returns 1 when the connection is idle and may be parked (nothing
+ * buffered, still kept alive); 0 when it is to be closed. */
+int server_serve(struct soap *soap, struct request *r);
 
 /* gSOAP's fault text on one line. */
 void server_fault_line(struct soap *soap, char *buf, size_t len);

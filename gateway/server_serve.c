@@ -21,7 +21,8 @@
 #include "server.h"
 
 #define BIG_REQUEST    (256 * 1024)  /* bytes: trim the heap after one */
-#define RELEASE_GRACE_MS 250     /* idle this long while others wait: close */
+#define LINGER_MS      10        /* wait this long for a next request
+                                    before parking an idle connection */
 
 static long
 ms_since(const struct timespec *t0)
@@ -304,25 +305,26 @@ serveloop_cb(struct soap *soap)
     return SOAP_OK;
 }
 
-void
+int
 server_serve(struct soap *soap, struct request *r)
 {
+    int first = 1;
+
     soap->fparsehdr = parsehdr_cb;
     soap->fparse = parse_cb;
     soap->frecv = recv_cb;
     soap->fseterror = seterror_cb;
     soap->fpreparerecv = prepare_cb;
-    soap->keep_alive = soap->max_keep_alive + 1;
     do {
-        /* Before idling on a kept-alive connection: if other connections
-         * wait for a worker and this one brings no request within a short
-         * grace, close it (the client reconnects), so that idle
-         * connections cannot hold every worker while busy ones keep
-         * theirs. */
-        if (soap->keep_alive <= soap->max_keep_alive &&
-            r->others_waiting != NULL && r->others_waiting(r) &&
-            !request_pending(soap, RELEASE_GRACE_MS))
-            return;
+        /* Between requests: unless the next one is already here (or,
+         * when nobody waits for a worker, arrives within a moment), give
+         * the connection back to be parked, so that idle connections
+         * never hold a worker. */
+        if (!first && r->others_waiting != NULL &&
+            ((r->others_waiting(r) && !request_pending(soap, 0)) ||
+             !request_pending(soap, LINGER_MS)))
+            return 1;
+        first = 0;
         if (soap->keep_alive > 0 && soap->max_keep_alive > 0)
             soap->keep_alive--;
         r->op = NULL;
@@ -336,9 +338,12 @@ server_serve(struct soap *soap, struct request *r)
         r->refused = NULL;
         soap->send_timeout = r->gw->cfg->send_timeout;
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
-        /* Waiting for a request on a kept-alive connection is idling. */
-        if (soap->keep_alive < soap->max_keep_alive)
+        /* Without a pool to park in, waiting on a kept-alive connection
+         * for its next request is idling. */
+        if (r->others_waiting == NULL && soap->keep_alive < soap->max_keep_alive)
             soap->recv_timeout = r->gw->cfg->idle_timeout;
+        else
+            soap->recv_timeout = r->gw->cfg->recv_timeout;
         if (soap_begin_serve(soap)) {
             if (soap->error >= SOAP_STOP) {
                 /* e.g. form data: gSOAP answered nothing; we do. */
@@ -350,11 +355,11 @@ server_serve(struct soap *soap, struct request *r)
                               "envelope as text/xml");
                 soap_send_fault(soap);
                 request_log(soap, r);
-                return;
+                return 0;
             }
             if (r->refused != NULL) {       /* answered by gSOAP */
                 request_log(soap, r);
-                return;
+                return 0;
             }
             if (soap->error != SOAP_EOF || soap->errnum != 0) {
                 char buf[256];
@@ -364,7 +369,7 @@ server_serve(struct soap *soap, struct request *r)
                 snprintf(r->note, sizeof(r->note), "%s", buf);
                 request_log(soap, r);
             }
-            return;
+            return 0;
         }
         if (soap_serve_request(soap) || serveloop_cb(soap)) {
             if (r->refused != NULL) {
@@ -372,7 +377,7 @@ server_serve(struct soap *soap, struct request *r)
                 hub_fault(soap, 1, "%s", r->refused);
                 soap_send_fault(soap);
                 request_log(soap, r);
-                return;
+                return 0;
             }
             if (soap->error == SOAP_NO_METHOD && soap->tag[0] == '\0') {
                 soap->keep_alive = 0;
@@ -380,7 +385,7 @@ server_serve(struct soap *soap, struct request *r)
                           "envelope with an operation");
                 soap_send_fault(soap);
                 request_log(soap, r);
-                return;
+                return 0;
             }
             if (soap->error == SOAP_NO_METHOD) {
                 char op[64];
@@ -392,7 +397,7 @@ server_serve(struct soap *soap, struct request *r)
                 soap->keep_alive = 0;   /* its body was not read */
                 soap_send_fault(soap);
                 request_log(soap, r);
-                return;
+                return 0;
             }
             if (soap->error && soap->error < SOAP_STOP) {
                 if (r->outcome == NULL) {
@@ -403,7 +408,7 @@ server_serve(struct soap *soap, struct request *r)
                 }
                 soap_send_fault(soap);
                 request_log(soap, r);
-                return;
+                return 0;
             }
         }
         request_log(soap, r);
@@ -412,5 +417,6 @@ server_serve(struct soap *soap, struct request *r)
         if (soap->count > BIG_REQUEST)
             malloc_trim(0);             /* give a large parse's memory back */
     } while (soap->keep_alive);
+    return 0;
 }
 

@@ -23,8 +23,10 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,47 +181,109 @@ server_tls_check(const struct config *cfg, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- hand-over queue ------------------------------------------------------- */
+/* ---- connections and the pool ------------------------------------------------
+ * A connection is small: socket, TLS session, partner.  The gSOAP context
+ * (some 160 KB) belongs to the worker serving it.  Between requests an
+ * idle connection is parked with the reactor (the acceptor's poll loop),
+ * which hands it to a worker again once it is readable: idle partners
+ * cost no worker and a few kilobytes each. */
 
-struct handover {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct soap **slot;
-    size_t cap, head, n;
-    int closing;
+struct conn {
+    int fd;
+    SSL *ssl;
+    const struct partner *pt;
+    int port;
+    int keep_alive;            /* gSOAP's count of requests left */
+    long long idle_until;      /* parked: closed after this (ms, monotonic) */
+    char host[64];
 };
 
-static int
-handover_put(struct handover *h, struct soap *s)
-{
-    int ok = 0;
+struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct conn **ready;       /* readable: waiting for a worker (ring) */
+    size_t cap, head, n;
+    struct conn **parked;      /* idle, from workers: for the reactor */
+    size_t nparked;
+    size_t live;               /* connections open after their handshake */
+    int closing;
+    int wake_fd;               /* eventfd: a connection was parked */
+};
 
-    pthread_mutex_lock(&h->mu);
-    if (h->n < h->cap) {
-        h->slot[(h->head + h->n) % h->cap] = s;
-        h->n++;
-        ok = 1;
-        pthread_cond_signal(&h->cv);
+/* Close without waiting for the peer's close_notify (gSOAP would wait up
+ * to 5 s, on a worker). */
+static void
+tls_close(int fd, SSL *ssl)
+{
+    if (ssl != NULL) {
+        ERR_clear_error();
+        (void)SSL_shutdown(ssl);
+        SSL_free(ssl);
     }
-    pthread_mutex_unlock(&h->mu);
-    return ok;
+    if (fd >= 0)
+        close(fd);
 }
 
-static struct soap *
-handover_take(struct handover *h)
+static void
+conn_close(struct pool *p, struct conn *c)
 {
-    struct soap *s = NULL;
+    tls_close(c->fd, c->ssl);
+    free(c);
+    pthread_mutex_lock(&p->mu);
+    p->live--;
+    pthread_mutex_unlock(&p->mu);
+}
 
-    pthread_mutex_lock(&h->mu);
-    while (h->n == 0 && !h->closing)
-        pthread_cond_wait(&h->cv, &h->mu);
-    if (h->n > 0) {
-        s = h->slot[h->head];
-        h->head = (h->head + 1) % h->cap;
-        h->n--;
+/* gSOAP's close hook on the workers' contexts. */
+static int
+soap_tls_close(struct soap *soap)
+{
+    tls_close(soap_valid_socket(soap->socket) ? soap->socket : -1, soap->ssl);
+    soap->ssl = NULL;
+    soap->socket = SOAP_INVALID_SOCKET;
+    return SOAP_OK;
+}
+
+/* Readable connection c goes to a worker (cannot overflow: the ring holds
+ * every live connection). */
+static void
+pool_ready(struct pool *p, struct conn *c)
+{
+    pthread_mutex_lock(&p->mu);
+    p->ready[(p->head + p->n) % p->cap] = c;
+    p->n++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static struct conn *
+pool_take(struct pool *p)
+{
+    struct conn *c = NULL;
+
+    pthread_mutex_lock(&p->mu);
+    while (p->n == 0 && !p->closing)
+        pthread_cond_wait(&p->cv, &p->mu);
+    if (p->n > 0) {
+        c = p->ready[p->head];
+        p->head = (p->head + 1) % p->cap;
+        p->n--;
     }
-    pthread_mutex_unlock(&h->mu);
-    return s;
+    pthread_mutex_unlock(&p->mu);
+    return c;
+}
+
+/* A worker gives idle connection c back to the reactor. */
+static void
+pool_park(struct pool *p, struct conn *c)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&p->mu);
+    p->parked[p->nparked++] = c;
+    pthread_mutex_unlock(&p->mu);
+    if (write(p->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_warn("reactor wake-up: %s", strerror(errno));
 }
 
 /* ---- serving one connection ------------------------------------------------- */
@@ -227,61 +291,81 @@ handover_take(struct handover *h)
 struct worker {
     pthread_t tid;
     const struct gateway *gw;
-    struct handover *h;
+    struct pool *pool;
     struct queue *q;
+    struct soap *soap;         /* this worker's gSOAP context */
+    volatile sig_atomic_t *stop;
 };
+
 static int
 others_waiting(const struct request *r)
 {
-    struct handover *h = r->pool;
+    struct pool *p = r->pool;
     int n;
 
-    pthread_mutex_lock(&h->mu);
-    n = h->n > 0;
-    pthread_mutex_unlock(&h->mu);
+    pthread_mutex_lock(&p->mu);
+    n = p->n > 0;
+    pthread_mutex_unlock(&p->mu);
     return n;
 }
 
 static void
-connection(struct worker *w, struct soap *soap)
+connection(struct worker *w, struct conn *c)
 {
+    struct soap *soap = w->soap;
     struct request r;
-    X509 *cert;
+    int keep;
 
     memset(&r, 0, sizeof(r));
     r.gw = w->gw;
     r.q = w->q;
+    r.partner = c->pt;
     r.others_waiting = others_waiting;
-    r.pool = w->h;
+    r.pool = w->pool;
     soap->user = &r;
-    cert = SSL_get1_peer_certificate(soap->ssl);    /* handshake done */
-    r.partner = partner_of(cert);
-    X509_free(cert);
-    if (r.partner == NULL) {
-        log_warn("tls: %s presented no known client certificate", soap->host);
-        goto out;
-    }
-    server_serve(soap, &r);
-out:
+    soap->socket = c->fd;
+    soap->ssl = c->ssl;
+    soap->imode |= SOAP_ENC_SSL;
+    soap->omode |= SOAP_ENC_SSL;
+    soap->port = c->port;
+    snprintf(soap->host, sizeof(soap->host), "%s", c->host);
+    soap->keep_alive = c->keep_alive;
+    soap->bufidx = soap->buflen = 0;
+    soap->error = SOAP_OK;
+    soap->errnum = 0;
+    keep = server_serve(soap, &r);
+    c->keep_alive = soap->keep_alive;
     soap->user = NULL;
     soap_destroy(soap);
     soap_end(soap);
-    soap_free(soap);           /* closes the socket and the TLS session */
-    malloc_trim(0);            /* what this connection parsed goes back */
+    if (!soap_valid_socket(soap->socket)) {     /* closed by gSOAP */
+        c->fd = -1;
+        c->ssl = NULL;
+        keep = 0;
+    }
+    soap->socket = SOAP_INVALID_SOCKET;
+    soap->ssl = NULL;
+    if (keep && c->keep_alive > 0 && !*w->stop)
+        pool_park(w->pool, c);
+    else
+        conn_close(w->pool, c);
 }
 
 static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
-    struct soap *soap;
+    struct conn *c;
 
-    while ((soap = handover_take(w->h)) != NULL)
-        connection(w, soap);
+    while ((c = pool_take(w->pool)) != NULL)
+        connection(w, c);
     return NULL;
 }
 
-/* ---- the acceptor ------------------------------------------------------------ */
+/* ---- the reactor --------------------------------------------------------------
+ * One thread polls the listener, the TLS handshakes in progress (which
+ * never take a worker, so floods and slow peers cannot starve partners)
+ * and the parked idle connections. */
 
 #define PENDING_MAX   512      /* handshakes in progress (keeps every
                                   descriptor below FD_SETSIZE for gSOAP) */
@@ -300,12 +384,15 @@ struct pending {
 };
 
 struct acceptor {
-    struct soap *master;
-    struct handover *h;
+    struct pool *pool;
+    SSL_CTX *ctx;
     struct pending p[PENDING_MAX];
     size_t n;
+    struct conn **idle;        /* parked connections this thread polls */
+    size_t nidle, maxconn;
+    struct pollfd *pfd;        /* 2 + PENDING_MAX + maxconn */
     unsigned long long seq;
-    long long handshake_ms;
+    long long handshake_ms, idle_ms;
     long long note_window;
     int noted;
     long suppressed;
@@ -372,7 +459,7 @@ pending_add(struct acceptor *a, int fd, const struct sockaddr_storage *ss,
     }
     p = &a->p[a->n];
     memset(p, 0, sizeof(*p));
-    p->ssl = SSL_new(a->master->ctx);
+    p->ssl = SSL_new(a->ctx);
     if (p->ssl == NULL || SSL_set_fd(p->ssl, fd) != 1) {
         SSL_free(p->ssl);
         close(fd);
@@ -394,14 +481,25 @@ pending_add(struct acceptor *a, int fd, const struct sockaddr_storage *ss,
     a->n++;
 }
 
-/* The handshake is done: a known partner's connection goes to a worker. */
+static void
+idle_add(struct acceptor *a, struct conn *c, long long now)
+{
+    c->idle_until = now + a->idle_ms;
+    a->idle[a->nidle++] = c;
+}
+
+/* The handshake is done: a known partner's connection waits for its
+ * first request, parked (or goes to a worker at once when TLS already
+ * holds request bytes). */
 static void
 pending_done(struct acceptor *a, size_t i)
 {
     struct pending *p = &a->p[i];
-    struct soap *c;
+    struct pool *pl = a->pool;
+    struct conn *c;
     X509 *cert;
     const struct partner *pt;
+    int full;
 
     cert = SSL_get1_peer_certificate(p->ssl);
     pt = partner_of(cert);
@@ -410,25 +508,38 @@ pending_done(struct acceptor *a, size_t i)
         pending_drop(a, i, "no known client certificate");
         return;
     }
-    /* The socket stays non-blocking, as gSOAP keeps its own accepted
-     * sockets when timeouts are set: it waits with select() itself. */
-    c = soap_copy(a->master);
+    pthread_mutex_lock(&pl->mu);
+    full = pl->live >= a->maxconn;
+    if (!full)
+        pl->live++;
+    pthread_mutex_unlock(&pl->mu);
+    if (full) {
+        log_warn("too many connections: refusing partner %s from %s",
+                 pt->id, p->host);
+        pending_drop(a, i, NULL);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
     if (c == NULL) {
+        pthread_mutex_lock(&pl->mu);
+        pl->live--;
+        pthread_mutex_unlock(&pl->mu);
         pending_drop(a, i, "out of memory");
         return;
     }
-    c->socket = p->fd;
+    /* The socket stays non-blocking: gSOAP waits with select() itself
+     * when a TLS read or write would block. */
+    c->fd = p->fd;
     c->ssl = p->ssl;
-    c->imode |= SOAP_ENC_SSL;
-    c->omode |= SOAP_ENC_SSL;
+    c->pt = pt;
     c->port = p->port;
+    c->keep_alive = MAX_KEEP_ALIVE + 1;
     snprintf(c->host, sizeof(c->host), "%s", p->host);
     a->p[i] = a->p[--a->n];             /* c owns fd and ssl now */
-    if (!handover_put(a->h, c)) {
-        log_warn("too many connections: refusing partner %s from %s",
-                 pt->id, c->host);
-        soap_free(c);                   /* closes fd, frees ssl */
-    }
+    if (SSL_has_pending(c->ssl))
+        pool_ready(pl, c);
+    else
+        idle_add(a, c, mono_ms());
 }
 
 /* One step of handshake i after poll() said its socket is ready. */
@@ -467,12 +578,68 @@ pending_step(struct acceptor *a, size_t i)
     }
 }
 
+/* Connections parked by workers join the poll set. */
+static void
+take_parked(struct acceptor *a)
+{
+    struct pool *pl = a->pool;
+    uint64_t v;
+    long long now = mono_ms();
+    size_t i;
+
+    if (read(pl->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("reactor wake-up: %s", strerror(errno));
+    pthread_mutex_lock(&pl->mu);
+    for (i = 0; i < pl->nparked; i++)
+        idle_add(a, pl->parked[i], now);
+    pl->nparked = 0;
+    pthread_mutex_unlock(&pl->mu);
+}
+
+static void
+accept_burst(struct acceptor *a, int lfd)
+{
+    int k;
+
+    for (k = 0; k < ACCEPT_BURST; k++) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                /* out of descriptors: make room by dropping the
+                 * oldest handshake */
+                if (a->n > 0) {
+                    size_t j, oldest = 0;
+
+                    for (j = 1; j < a->n; j++)
+                        if (a->p[j].seq < a->p[oldest].seq)
+                            oldest = j;
+                    pending_drop(a, oldest, "dropped: out of file "
+                                 "descriptors");
+                } else {
+                    usleep(100000);
+                }
+            }
+            break;          /* EAGAIN: no more waiting */
+        }
+        if (fd >= FD_SETSIZE - 16) {   /* gSOAP select()s on it */
+            close(fd);
+            acceptor_note(a, "-", 0, "refused: descriptor number too high");
+            continue;
+        }
+        pending_add(a, fd, &ss, sslen);
+    }
+}
+
 static void
 acceptor_run(struct acceptor *a, int lfd, volatile sig_atomic_t *stop)
 {
-    static struct pollfd pfd[PENDING_MAX + 1];
-    size_t i, n;
-    int k;
+    struct pollfd *pfd = a->pfd;
+    size_t i, n, m;
+    int quiet = 0;
 
     while (!*stop) {
         long long now = mono_ms();
@@ -480,57 +647,55 @@ acceptor_run(struct acceptor *a, int lfd, volatile sig_atomic_t *stop)
         for (i = a->n; i-- > 0;)
             if (now >= a->p[i].deadline)
                 pending_drop(a, i, "handshake timed out");
+        for (i = a->nidle; i-- > 0;)
+            if (now >= a->idle[i]->idle_until) {
+                conn_close(a->pool, a->idle[i]);
+                a->idle[i] = a->idle[--a->nidle];
+            }
         pfd[0].fd = lfd;
         pfd[0].events = POLLIN;
-        pfd[0].revents = 0;
-        for (i = 0; i < a->n; i++) {
-            pfd[i + 1].fd = a->p[i].fd;
-            pfd[i + 1].events = a->p[i].events;
-            pfd[i + 1].revents = 0;
-        }
+        pfd[1].fd = a->pool->wake_fd;
+        pfd[1].events = POLLIN;
         n = a->n;
-        if (poll(pfd, n + 1, 250) <= 0)
-            continue;           /* timeout, or a signal: look at stop */
-        /* Backwards: a drop moves the last entry (already seen) into i. */
-        for (i = n; i-- > 0;)
-            if (pfd[i + 1].revents != 0)
-                pending_step(a, i);
-        if (!(pfd[0].revents & POLLIN))
-            continue;
-        for (k = 0; k < ACCEPT_BURST; k++) {
-            struct sockaddr_storage ss;
-            socklen_t sslen = sizeof(ss);
-            int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-            if (fd < 0) {
-                if (errno == EMFILE || errno == ENFILE) {
-                    /* out of descriptors: make room by dropping the
-                     * oldest handshake */
-                    if (a->n > 0) {
-                        size_t j, oldest = 0;
-
-                        for (j = 1; j < a->n; j++)
-                            if (a->p[j].seq < a->p[oldest].seq)
-                                oldest = j;
-                        pending_drop(a, oldest, "dropped: out of file "
-                                     "descriptors");
-                    } else {
-                        usleep(100000);
-                    }
-                }
-                break;          /* EAGAIN: no more waiting */
-            }
-            if (fd >= FD_SETSIZE - 16) {   /* gSOAP select()s on it */
-                close(fd);
-                acceptor_note(a, "-", 0, "refused: descriptor number too high");
-                continue;
-            }
-            pending_add(a, fd, &ss, sslen);
+        m = a->nidle;
+        for (i = 0; i < n; i++) {
+            pfd[2 + i].fd = a->p[i].fd;
+            pfd[2 + i].events = a->p[i].events;
         }
+        for (i = 0; i < m; i++) {
+            pfd[2 + n + i].fd = a->idle[i]->fd;
+            pfd[2 + n + i].events = POLLIN;
+        }
+        for (i = 0; i < 2 + n + m; i++)
+            pfd[i].revents = 0;
+        if (poll(pfd, 2 + n + m, 250) <= 0) {
+            /* A quiet moment after a burst of connections: give the
+             * memory their TLS state took back to the system. */
+            if (quiet++ == 0)
+                malloc_trim(0);
+            continue;           /* timeout, or a signal: look at stop */
+        }
+        quiet = 0;
+        /* Backwards: a removal moves the last entry (already seen) into i. */
+        for (i = m; i-- > 0;)
+            if (pfd[2 + n + i].revents != 0) {
+                struct conn *c = a->idle[i];
+
+                a->idle[i] = a->idle[--a->nidle];
+                pool_ready(a->pool, c);
+            }
+        for (i = n; i-- > 0;)
+            if (pfd[2 + i].revents != 0)
+                pending_step(a, i);
+        if (pfd[1].revents & POLLIN)
+            take_parked(a);
+        if (pfd[0].revents & POLLIN)
+            accept_burst(a, lfd);
     }
     while (a->n > 0)
         pending_drop(a, a->n - 1, NULL);
+    while (a->nidle > 0)
+        conn_close(a->pool, a->idle[--a->nidle]);
 }
 
 /* ---- the listener ----------------------------------------------------------- */
@@ -539,22 +704,33 @@ int
 server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
 {
     const struct config *cfg = gw->cfg;
-    struct handover h;
+    static struct acceptor a;              /* large: not on the stack */
+    struct pool pl;
     struct worker *w = NULL;
     struct soap *master = NULL;
     int i, started = 0, rc = 1;
     char err[512];
 
     tls_cfg = cfg;
-    memset(&h, 0, sizeof(h));
-    pthread_mutex_init(&h.mu, NULL);
-    pthread_cond_init(&h.cv, NULL);
-    h.cap = (size_t)cfg->max_connections;
-    h.slot = calloc(h.cap, sizeof(*h.slot));
+    memset(&pl, 0, sizeof(pl));
+    memset(&a, 0, sizeof(a));
+    pthread_mutex_init(&pl.mu, NULL);
+    pthread_cond_init(&pl.cv, NULL);
+    pl.cap = (size_t)cfg->max_connections;
+    pl.ready = calloc(pl.cap, sizeof(*pl.ready));
+    pl.parked = calloc(pl.cap, sizeof(*pl.parked));
+    pl.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a.idle = calloc(pl.cap, sizeof(*a.idle));
+    a.pfd = calloc(2 + PENDING_MAX + pl.cap, sizeof(*a.pfd));
     w = calloc((size_t)cfg->workers, sizeof(*w));
     master = master_new(cfg);
-    if (h.slot == NULL || w == NULL || master == NULL) {
+    if (pl.ready == NULL || pl.parked == NULL || a.idle == NULL ||
+        a.pfd == NULL || w == NULL || master == NULL) {
         log_error("out of memory");
+        goto out;
+    }
+    if (pl.wake_fd < 0) {
+        log_error("eventfd: %s", strerror(errno));
         goto out;
     }
     if (tls_setup(master, cfg, err, sizeof(err)) != 0) {
@@ -564,7 +740,8 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
     server_serve_init(master, stop);        /* before threads */
     for (i = 0; i < cfg->workers; i++) {
         w[i].gw = gw;
-        w[i].h = &h;
+        w[i].pool = &pl;
+        w[i].stop = stop;
         if (queue_open(&w[i].q, cfg->store, 0, err, sizeof(err)) != Q_OK) {
             log_error("store %s: %s", cfg->store, err);
             goto out;
@@ -585,6 +762,18 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
                   cfg->listen_port, buf);
         goto out;
     }
+    /* The workers' contexts: copies of the master without its
+     * listening socket's ownership; connections are lent to them. */
+    for (i = 0; i < cfg->workers; i++) {
+        w[i].soap = soap_copy(master);
+        if (w[i].soap == NULL) {
+            log_error("out of memory");
+            goto out;
+        }
+        w[i].soap->fclose = soap_tls_close;
+        w[i].soap->socket = SOAP_INVALID_SOCKET;
+        w[i].soap->ssl = NULL;
+    }
     for (started = 0; started < cfg->workers; started++)
         if (pthread_create(&w[started].tid, NULL, worker_main, &w[started]) != 0) {
             log_error("cannot start worker thread: %s", strerror(errno));
@@ -596,41 +785,55 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
              cfg->listen_port, cfg->workers, cfg->npartners, cfg->store);
     rc = 0;
     {
-        static struct acceptor a;          /* large: not on the stack */
         int fl = fcntl(master->master, F_GETFL);
 
         if (fl == -1 || fcntl(master->master, F_SETFL, fl | O_NONBLOCK) == -1) {
             log_error("listener: %s", strerror(errno));
             *stop = 1;
         }
-        memset(&a, 0, sizeof(a));
-        a.master = master;
-        a.h = &h;
+        a.pool = &pl;
+        a.ctx = master->ctx;
+        a.maxconn = pl.cap;
         a.handshake_ms = (long long)(cfg->recv_timeout < 10 ?
                                      cfg->recv_timeout : 10) * 1000;
+        a.idle_ms = (long long)cfg->idle_timeout * 1000;
         a.note_window = mono_ms();
         acceptor_run(&a, master->master, stop);
     }
     log_info("stopping: finishing requests in flight");
 out:
-    pthread_mutex_lock(&h.mu);
-    h.closing = 1;
-    pthread_cond_broadcast(&h.cv);
-    pthread_mutex_unlock(&h.mu);
+    pthread_mutex_lock(&pl.mu);
+    pl.closing = 1;
+    pthread_cond_broadcast(&pl.cv);
+    pthread_mutex_unlock(&pl.mu);
     for (i = 0; i < started; i++)
         pthread_join(w[i].tid, NULL);
-    for (i = 0; w != NULL && i < cfg->workers; i++)
+    /* what workers parked on their way out */
+    for (; pl.nparked > 0; pl.nparked--)
+        conn_close(&pl, pl.parked[pl.nparked - 1]);
+    for (i = 0; w != NULL && i < cfg->workers; i++) {
         if (w[i].q != NULL)
             queue_close(w[i].q);
+        if (w[i].soap != NULL) {
+            soap_destroy(w[i].soap);
+            soap_end(w[i].soap);
+            soap_free(w[i].soap);
+        }
+    }
     if (master != NULL) {
         soap_destroy(master);
         soap_end(master);
         soap_free(master);
     }
+    if (pl.wake_fd >= 0)
+        close(pl.wake_fd);
     free(w);
-    free(h.slot);
-    pthread_mutex_destroy(&h.mu);
-    pthread_cond_destroy(&h.cv);
+    free(pl.ready);
+    free(pl.parked);
+    free(a.idle);
+    free(a.pfd);
+    pthread_mutex_destroy(&pl.mu);
+    pthread_cond_destroy(&pl.cv);
     if (rc == 0)
         log_info("stopped");
     return rc;

@@ -258,7 +258,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     soap->user = &r;
     in_p = data;
     in_n = size;
-    server_serve(soap, &r);       /* the daemon's own loop and guard */
+    soap->keep_alive = soap->max_keep_alive + 1;   /* a new connection */
+    (void)server_serve(soap, &r);      /* the daemon's own loop and guard */
     soap->user = NULL;
     soap_destroy(soap);
     soap_end(soap);

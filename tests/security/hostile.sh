@@ -432,11 +432,17 @@ BASE_P50=$(awk '$1 == 0 { print $2 }' "$W/probe-base" | p50)
 check "baseline: 10 polls succeed (p50 ${BASE_P50} ms)" eval '[ "$(awk "\$1 != 0" "$W/probe-base" | wc -l)" -eq 0 ]'
 
 RSS_PEAK=$(daemon_rss_kb)
-# flood NAME MODE N: MODE (slow|idle) with N connections for STORM_SECONDS,
-# polling meanwhile; every poll must succeed within PROBE_LIMIT_MS.
+# flood NAME MODE N: MODE (slow|idle|keepalive) with N connections for
+# STORM_SECONDS, polling meanwhile; every poll must succeed within
+# PROBE_LIMIT_MS.  keepalive connections are pe-nppo's, authenticated.
 flood() {
     local name=$1 mode=$2 n=$3 hp end rss fails slowest p cnt
-    "$HOSTILE_CLIENT" "$mode" 127.0.0.1 "$PORT" "$n" "$STORM_SECONDS" >"$W/flood-$mode.out" 2>&1 &
+    if [ "$mode" = keepalive ]; then
+        "$HOSTILE_CLIENT" keepalive 127.0.0.1 "$PORT" "$CA/ca.crt" "$CA/pe-nppo.crt" \
+            "$CA/pe-nppo.key" "$n" "$STORM_SECONDS" >"$W/flood-$mode.out" 2>&1 &
+    else
+        "$HOSTILE_CLIENT" "$mode" 127.0.0.1 "$PORT" "$n" "$STORM_SECONDS" >"$W/flood-$mode.out" 2>&1 &
+    fi
     hp=$!
     bg_add "$hp"
     sleep 2                              # the connections are open
@@ -468,6 +474,14 @@ flood() {
 
 flood "slowloris (200 TLS connections, 1 ClientHello byte/s, ${STORM_SECONDS}s)" slow 200
 flood "idle flood (1000 TCP connections without TLS, ${STORM_SECONDS}s)" idle 1000
+# More idle authenticated keep-alive connections than workers: parked
+# between requests, they hold no worker, so the poller is served.
+flood "keep-alive (100 partner connections answered once, then idle; 8 workers; ${STORM_SECONDS}s)" keepalive 100
+KA_ANSWERED=$(sed -n 's/.*answered=\([0-9]*\).*/\1/p' "$W/flood-keepalive.out")
+KA_FAILED=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$W/flood-keepalive.out")
+WHY="$(cat "$W/flood-keepalive.out")"
+check "keep-alive: all 100 connections were answered, none failed ($(cat "$W/flood-keepalive.out"))" \
+    eval '[ "${KA_ANSWERED:-0}" -ge 100 ] && [ "${KA_FAILED:-1}" -eq 0 ]'
 grep -q 'too many connections' "$DLOG" && echo "# daemon log: $(grep -c 'too many connections' "$DLOG") x 'too many connections: refusing'"
 
 # ==== afterwards ======================================================================================

@@ -14,6 +14,11 @@
  *   hostile_client slow HOST PORT N SECONDS
  *       open N TCP connections and send a TLS ClientHello on each, one
  *       byte per second per connection, for SECONDS (slowloris)
+ *   hostile_client keepalive HOST PORT CA CERT KEY N SECONDS
+ *       hold N authenticated keep-alive connections for SECONDS: each
+ *       does the handshake with a client certificate, is answered one
+ *       GetImportEnvelopeHeaders, then sits idle; one the server closes
+ *       is opened again.  Prints opened=N answered=A reopened=R failed=F
  *   hostile_client spy PORT SECONDS
  *       listen on 127.0.0.1:PORT for SECONDS; print how many connections
  *       arrived ("spy connections=N"); SIGTERM ends it early
@@ -193,6 +198,140 @@ out:
     return rc;
 }
 
+/* keepalive: one authenticated connection answered one request. */
+struct kconn {
+    int fd;
+    SSL *ssl;
+};
+
+static int
+kconn_open(SSL_CTX *ctx, const char *host, int port, struct kconn *k)
+{
+    static const char body[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">"
+        "<soap:Body><ns:GetImportEnvelopeHeaders xmlns:ns=\"http://ephyto.ippc.int/\"/>"
+        "</soap:Body></soap:Envelope>\n";
+    struct timeval tv = { 5, 0 };
+    char req[1024], buf[16384];
+    size_t got = 0;
+    char *eoh;
+    long clen;
+    int n;
+
+    k->ssl = NULL;
+    k->fd = tcp_connect(host, port, 0);
+    if (k->fd < 0)
+        return -1;
+    setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    k->ssl = SSL_new(ctx);
+    if (k->ssl == NULL || SSL_set_fd(k->ssl, k->fd) != 1 ||
+        SSL_connect(k->ssl) != 1)
+        return -1;
+    n = snprintf(req, sizeof(req),
+                 "POST /hub/DeliveryService HTTP/1.1\r\nHost: %s:%d\r\n"
+                 "Content-Type: text/xml; charset=utf-8\r\n"
+                 "SOAPAction: \"http://ephyto.ippc.int/IDeliveryService/GetImportEnvelopeHeaders\"\r\n"
+                 "Content-Length: %zu\r\n\r\n%s", host, port, sizeof(body) - 1,
+                 body);
+    if (SSL_write(k->ssl, req, n) != n)
+        return -1;
+    /* the whole answer: header, then Content-Length bytes */
+    for (;;) {
+        n = SSL_read(k->ssl, buf + got, (int)(sizeof(buf) - 1 - got));
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+        buf[got] = '\0';
+        eoh = strstr(buf, "\r\n\r\n");
+        if (eoh == NULL) {
+            if (got == sizeof(buf) - 1)
+                return -1;
+            continue;
+        }
+        if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+            return -1;
+        {
+            const char *cl = strcasestr(buf, "\r\nContent-Length:");
+
+            if (cl == NULL || cl > eoh)
+                return -1;
+            clen = strtol(cl + 17, NULL, 10);
+        }
+        if ((long)(got - (size_t)(eoh + 4 - buf)) >= clen)
+            return 0;
+        if (got == sizeof(buf) - 1)
+            return -1;
+    }
+}
+
+static void
+kconn_close(struct kconn *k)
+{
+    if (k->ssl != NULL)
+        SSL_free(k->ssl);
+    if (k->fd >= 0)
+        close(k->fd);
+    k->ssl = NULL;
+    k->fd = -1;
+}
+
+static int
+keepalive(const char *host, int port, const char *ca, const char *cert,
+          const char *key, int n, int seconds)
+{
+    struct kconn *k = calloc((size_t)n, sizeof(*k));
+    struct pollfd *pfd = calloc((size_t)n, sizeof(*pfd));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    long opened = 0, answered = 0, reopened = 0, failed = 0;
+    long end = now_ms() + (long)seconds * 1000;
+    int i;
+
+    if (k == NULL || pfd == NULL || ctx == NULL ||
+        SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        ERR_print_errors_fp(stderr);
+        return 2;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    signal(SIGTERM, on_term);
+    for (i = 0; i < n && !stop; i++) {
+        opened++;
+        if (kconn_open(ctx, host, port, &k[i]) == 0)
+            answered++;
+        else
+            failed++;
+    }
+    while (!stop && now_ms() < end) {
+        for (i = 0; i < n; i++) {
+            pfd[i].fd = k[i].fd;
+            pfd[i].events = POLLIN;
+            pfd[i].revents = 0;
+        }
+        if (poll(pfd, (nfds_t)n, 200) <= 0)
+            continue;
+        /* readable while idle: the server closed it (or a failed one) */
+        for (i = 0; i < n && !stop && now_ms() < end; i++)
+            if (pfd[i].revents != 0 || k[i].fd < 0) {
+                kconn_close(&k[i]);
+                reopened++;
+                if (kconn_open(ctx, host, port, &k[i]) == 0)
+                    answered++;
+                else
+                    failed++;
+            }
+    }
+    printf("opened=%ld answered=%ld reopened=%ld failed=%ld\n", opened,
+           answered, reopened, failed);
+    for (i = 0; i < n; i++)
+        kconn_close(&k[i]);
+    free(k);
+    free(pfd);
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
 /* idle / slow: N connections held SECONDS. */
 static int
 storm(int slow, const char *host, int port, int n, int seconds)
@@ -333,6 +472,7 @@ usage(void)
     fputs("usage: hostile_client halfhello HOST PORT\n"
           "       hostile_client midrequest HOST PORT CA CERT KEY\n"
           "       hostile_client idle|slow HOST PORT N SECONDS\n"
+          "       hostile_client keepalive HOST PORT CA CERT KEY N SECONDS\n"
           "       hostile_client spy PORT SECONDS\n", stderr);
     exit(2);
 }
@@ -354,6 +494,14 @@ main(int argc, char **argv)
         if (n < 1 || n > 100000 || s < 1 || s > 3600)
             usage();
         return storm(argv[1][0] == 's', argv[2], atoi(argv[3]), n, s);
+    }
+    if (!strcmp(argv[1], "keepalive") && argc == 9) {
+        int n = atoi(argv[7]), s = atoi(argv[8]);
+
+        if (n < 1 || n > 1000 || s < 1 || s > 3600)
+            usage();
+        return keepalive(argv[2], atoi(argv[3]), argv[4], argv[5], argv[6],
+                         n, s);
     }
     if (!strcmp(argv[1], "spy") && argc == 4)
         return spy(atoi(argv[2]), atoi(argv[3]));
