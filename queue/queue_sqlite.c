@@ -11,7 +11,7 @@
  *      many requests, one transaction, one fsync.
  *
  * DESCRIPTION
- *      Tables (schema version 1):
+ *      Tables (schema version 2):
  *
  *        schema_version  one row: the version of this layout.
  *        certificate     one handed-in version of a certificate: issuer,
@@ -22,6 +22,12 @@
  *        delivery        certificate x addressee partner x channel, with
  *                        the state machine below.
  *        event           every state a delivery entered, creation included.
+ *        delivery_count  deliveries per partner x channel x state, kept by
+ *                        triggers on delivery in the same transaction, so
+ *                        that the operator's status costs the number of
+ *                        such groups, not the number of deliveries (v2;
+ *                        a version 1 store is upgraded when opened for
+ *                        writing, and read as before when read-only).
  *
  *      Delivery states (enum q_state) and who moves them:
  *
@@ -76,7 +82,7 @@
 
 #include "queue.h"
 
-#define Q_SCHEMA_VERSION   1
+#define Q_SCHEMA_VERSION   2
 #define CLAIM_TRIES        64   /* picks lost to other claimers */
 #define Q_BUSY_TIMEOUT_MS  10000
 #define Q_SHA256_LEN       32
@@ -138,6 +144,52 @@ static const char *const schema_sql =
     " (issuer, number, sha256, version);"
     "CREATE INDEX event_delivery ON event (delivery_id, id);";
 
+/* Version 2: maintained counts (see DESCRIPTION).  A delivery's partner
+ * and channel never change, but the update trigger does not rely on it. */
+static const char *const counts_sql =
+    "CREATE TABLE delivery_count ("
+    " partner TEXT NOT NULL,"
+    " channel INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY (partner, channel, state)) WITHOUT ROWID;"
+    "CREATE TRIGGER delivery_count_ins AFTER INSERT ON delivery BEGIN"
+    " INSERT INTO delivery_count (partner, channel, state, n)"
+    "  VALUES (NEW.partner, NEW.channel, NEW.state, 1)"
+    "  ON CONFLICT (partner, channel, state) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER delivery_count_upd"
+    " AFTER UPDATE OF partner, channel, state ON delivery"
+    " WHEN OLD.state IS NOT NEW.state OR OLD.partner IS NOT NEW.partner"
+    "  OR OLD.channel IS NOT NEW.channel BEGIN"
+    " UPDATE delivery_count SET n = n - 1 WHERE partner = OLD.partner"
+    "  AND channel = OLD.channel AND state = OLD.state;"
+    " INSERT INTO delivery_count (partner, channel, state, n)"
+    "  VALUES (NEW.partner, NEW.channel, NEW.state, 1)"
+    "  ON CONFLICT (partner, channel, state) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER delivery_count_del AFTER DELETE ON delivery BEGIN"
+    " UPDATE delivery_count SET n = n - 1 WHERE partner = OLD.partner"
+    "  AND channel = OLD.channel AND state = OLD.state;"
+    " END;";
+
+/* Groups whose maintained count is not the deliveries' (0: all agree). */
+#define COUNTS_DIFFER_SQL                                                   \
+    "SELECT (SELECT count(*) FROM (SELECT partner, channel, state, count(*)" \
+    " FROM delivery GROUP BY partner, channel, state EXCEPT SELECT partner," \
+    " channel, state, n FROM delivery_count WHERE n > 0))"                  \
+    " + (SELECT count(*) FROM (SELECT partner, channel, state, n"           \
+    " FROM delivery_count WHERE n > 0 EXCEPT SELECT partner, channel,"      \
+    " state, count(*) FROM delivery GROUP BY partner, channel, state))"     \
+    " + (SELECT count(*) FROM delivery_count WHERE n < 0)"
+
+/* Version 1 -> 2: the counts of what is there. */
+static const char *const upgrade_v2_sql =
+    "INSERT INTO delivery_count (partner, channel, state, n)"
+    " SELECT partner, channel, state, count(*) FROM delivery"
+    " GROUP BY partner, channel, state;"
+    "UPDATE schema_version SET version = 2;";
+
 /* Rank of a state for the sender's summary: least advanced first. */
 #define RANK(col)                                                         \
     "CASE " col " WHEN 0 THEN 0 WHEN 1 THEN 0 WHEN 2 THEN 0 WHEN 8 THEN 0" \
@@ -186,6 +238,7 @@ enum stmt_id {
     ST_ACK_SET,
     ST_TRACK,
     ST_STATUS,
+    ST_STATUS_V1,
     ST_SHOW_CERT,
     ST_SHOW_DEL,
     ST_SHOW_EV,
@@ -274,7 +327,21 @@ static const char *const stmt_sql[ST_COUNT] = {
         " ORDER BY d.partner = ?2 DESC,"
         " CASE WHEN d.partner = ?2 THEN d.channel ELSE 0 END,"
         " " RANK("d.state") ", d.state, d.id LIMIT 1",
+    /* One row per group from the counts; the oldest by delivery_status
+     * (a seek); the next attempt only for waiting/deferred mail, whose
+     * group is the backlog, not the archive. */
     [ST_STATUS] =
+        "SELECT k.partner, k.channel, k.state, k.n,"
+        " (SELECT min(d.created_ms) FROM delivery d WHERE d.partner = k.partner"
+        "  AND d.channel = k.channel AND d.state = k.state),"
+        " CASE WHEN k.channel = 2 AND k.state IN (0, 2) THEN"
+        "  (SELECT min(d.next_attempt_ms) FROM delivery d"
+        "   WHERE d.partner = k.partner AND d.channel = k.channel"
+        "   AND d.state = k.state AND d.next_attempt_ms > 0) END"
+        " FROM delivery_count k WHERE k.n > 0"
+        " ORDER BY k.partner, k.channel, k.state",
+    /* A version 1 store opened read-only: count them all. */
+    [ST_STATUS_V1] =
         "SELECT partner, channel, state, count(*), min(created_ms),"
         " min(CASE WHEN next_attempt_ms > 0 THEN next_attempt_ms END)"
         " FROM delivery GROUP BY partner, channel, state"
@@ -372,6 +439,7 @@ struct queue {
     int readonly;
     int transient;                 /* last Q_ERR was transient */
     int sync;                      /* synchronous=FULL (1) or OFF (0) */
+    int version;                   /* schema version of the file */
     sqlite3_stmt *st[ST_COUNT];    /* prepared on first use */
     struct committer *gc;          /* group committer; NULL if read-only */
     pthread_cond_t gc_cv;          /* this handle's request is answered or
@@ -761,9 +829,10 @@ schema_check(struct queue *q, const char *path, char *err, size_t errlen)
             goto out;
         }
         if (exec_sql(q, schema_sql, "create schema", err, errlen) != Q_OK ||
+            exec_sql(q, counts_sql, "create schema", err, errlen) != Q_OK ||
             exec_sql(q, "CREATE TABLE schema_version"
                      " (version INTEGER NOT NULL);"
-                     "INSERT INTO schema_version (version) VALUES (1);",
+                     "INSERT INTO schema_version (version) VALUES (2);",
                      "create schema", err, errlen) != Q_OK)
             goto out;
         version = Q_SCHEMA_VERSION;
@@ -784,7 +853,16 @@ schema_check(struct queue *q, const char *path, char *err, size_t errlen)
                     Q_SCHEMA_VERSION);
             goto out;
         }
+        if (version == 1 && !q->readonly) {
+            if (exec_sql(q, counts_sql, "upgrade store to version 2", err,
+                         errlen) != Q_OK ||
+                exec_sql(q, upgrade_v2_sql, "upgrade store to version 2",
+                         err, errlen) != Q_OK)
+                goto out;
+            version = 2;
+        }
     }
+    q->version = (int)version;
     if (began) {
         began = 0;
         if (tx_commit(q, err, errlen) != Q_OK)
@@ -1820,7 +1898,8 @@ queue_op_status(struct queue *q, q_status_cb cb, void *arg,
     sqlite3_stmt *st = NULL;
     int result = Q_ERR, rc, stop = 0;
 
-    if (stmt_get(q, ST_STATUS, &st, err, errlen) != Q_OK)
+    if (stmt_get(q, q->version >= 2 ? ST_STATUS : ST_STATUS_V1, &st, err,
+                 errlen) != Q_OK)
         goto out;
     while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         r.partner = col_text(st, 0);
@@ -2033,6 +2112,19 @@ queue_op_check(struct queue *q, char *err, size_t errlen)
         check_rows(q, "PRAGMA foreign_key_check", "foreign key check", err,
                    errlen) != Q_OK)
         goto out;
+    if (q->version >= 2) {
+        int64_t bad = 0;
+        int found = 0;
+
+        if (one_int(q, COUNTS_DIFFER_SQL, "count check", &bad, &found, err,
+                    errlen) != Q_OK)
+            goto out;
+        if (bad != 0) {
+            q_failx(q, err, errlen, "store: the delivery counts disagree "
+                    "with the deliveries in %lld group(s)", (long long)bad);
+            goto out;
+        }
+    }
     qerr_set(err, errlen, "ok");
     result = Q_OK;
 out:
@@ -2580,6 +2672,7 @@ queue_explain(struct queue *q, const char *which, char *plan, size_t planlen)
         { "lookup", ST_MAXVER },
         { "duplicate", ST_DUP },
         { "status", ST_STATUS },
+        { "status_v1", ST_STATUS_V1 },
         { "track", ST_TRACK },
         { "ack", ST_ACK_FIND },
         { "pull_one", ST_PULL_ONE },

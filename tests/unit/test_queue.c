@@ -752,6 +752,152 @@ test_op_status(void **state)
     assert_true(s.next[2] > 0);
 }
 
+static int64_t raw_count(const char *path, const char *sql);
+static int64_t wall_ms(void);
+
+/* The maintained counts agree with the deliveries (queue_op_check
+ * compares them group by group). */
+static void
+counts_agree(struct fixture *f)
+{
+    assert_int_equal(queue_op_check(f->q, f->err, sizeof(f->err)), Q_OK);
+}
+
+/* The counts follow every kind of change: hand-in, acknowledgement, mail
+ * outcome, hold, release, purge. */
+static void
+test_status_counts(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee to_am[] = {
+        { "ppa", Q_CH_PULL }, { "ppb", Q_CH_SMTP }
+    };
+    char t[4][Q_TRACKING_MAX], num[16];
+    struct status_rows s;
+    sqlite3 *raw = NULL;
+    int i, n = -1;
+
+    for (i = 0; i < 4; i++) {
+        snprintf(num, sizeof(num), "SC-%d", i);
+        handin_ok(f, num, num, to_am, 2, t[i]);
+    }
+    counts_agree(f);
+    assert_int_equal(queue_ack(f->q, "ppa", t[0], Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_ack(f->q, "ppa", t[1], Q_FAILED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_op_hold(f->q, t[2], NULL, &n, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(n, 2);
+    counts_agree(f);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_op_status(f->q, status_cb, &s, f->err,
+                                     sizeof(f->err)), Q_OK);
+    /* ppa pull: waiting 1, delivered 1, failed 1, held 1;
+     * ppb smtp: waiting 3, held 1 */
+    assert_int_equal(s.n, 6);
+    assert_int_equal(s.state[0], Q_WAITING);
+    assert_int_equal(s.count[0], 1);
+    assert_int_equal(s.state[1], Q_DELIVERED);
+    assert_int_equal(s.count[1], 1);
+    assert_int_equal(s.state[2], Q_FAILED);
+    assert_int_equal(s.count[2], 1);
+    assert_int_equal(s.state[3], Q_HELD);
+    assert_int_equal(s.count[3], 1);
+    assert_string_equal(s.partner[4], "ppb");
+    assert_int_equal(s.state[4], Q_WAITING);
+    assert_int_equal(s.count[4], 3);
+    assert_true(s.next[4] > 0);
+    assert_int_equal(s.state[5], Q_HELD);
+    assert_int_equal(s.next[5], 0);
+
+    assert_int_equal(queue_op_release(f->q, t[2], NULL, wall_ms(), &n, f->err,
+                                      sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_op_hold(f->q, t[3], NULL, &n, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(queue_op_purge(f->q, t[3], &n, f->err, sizeof(f->err)),
+                     Q_OK);
+    assert_int_equal(n, 2);
+    counts_agree(f);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_op_status(f->q, status_cb, &s, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 4);               /* emptied groups are not shown */
+    assert_int_equal(s.count[0], 1);        /* ppa waiting: t[2] */
+    assert_int_equal(s.count[3], 3);        /* ppb waiting: t[0..2] */
+
+    /* a count changed behind the triggers' back is reported */
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "UPDATE delivery_count SET n = n + 1"
+                                  " WHERE partner = 'ppb'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(queue_op_check(f->q, f->err, sizeof(f->err)), Q_ERR);
+    assert_non_null(strstr(f->err, "counts disagree"));
+}
+
+/* A version 1 store (no counts) is read as before when opened read-only,
+ * and upgraded, counts filled in, when opened for writing. */
+static void
+test_upgrade_v1(void **state)
+{
+    struct fixture *f = *state;
+    static const struct q_addressee to_am[] = {
+        { "ppa", Q_CH_PULL }, { "ppb", Q_CH_SMTP }
+    };
+    char t[Q_TRACKING_MAX], num[16];
+    struct status_rows s;
+    struct queue *q2 = NULL;
+    sqlite3 *raw = NULL;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        snprintf(num, sizeof(num), "UP-%d", i);
+        handin_ok(f, num, num, to_am, 2, t);
+    }
+    assert_int_equal(queue_ack(f->q, "ppa", t, Q_DELIVERED, NULL, f->err,
+                               sizeof(f->err)), Q_OK);
+    queue_close(f->q);
+    f->q = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "DROP TRIGGER delivery_count_ins;"
+                                  "DROP TRIGGER delivery_count_upd;"
+                                  "DROP TRIGGER delivery_count_del;"
+                                  "DROP TABLE delivery_count;"
+                                  "UPDATE schema_version SET version = 1;",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+
+    assert_int_equal(queue_open(&q2, f->path, 1, f->err,
+                                sizeof(f->err)), Q_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_op_status(q2, status_cb, &s, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.count[0], 4);        /* ppa waiting */
+    assert_int_equal(s.count[1], 1);        /* ppa delivered */
+    assert_int_equal(s.count[2], 5);        /* ppb waiting */
+    queue_close(q2);
+    assert_int_equal(raw_count(f->path, "SELECT version FROM schema_version"),
+                     1);
+
+    assert_int_equal(queue_open(&f->q, f->path, 0, f->err, sizeof(f->err)),
+                     Q_OK);
+    queue_set_sync(f->q, 0);
+    assert_int_equal(raw_count(f->path, "SELECT version FROM schema_version"),
+                     2);
+    assert_int_equal(raw_count(f->path, "SELECT sum(n) FROM delivery_count"),
+                     10);
+    handin_ok(f, "UP-9", "UP-9", to_am, 2, t);
+    counts_agree(f);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(queue_op_status(f->q, status_cb, &s, f->err,
+                                     sizeof(f->err)), Q_OK);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.count[0], 5);
+    assert_int_equal(s.count[2], 6);
+}
+
 static void
 test_op_list(void **state)
 {
@@ -2052,24 +2198,24 @@ test_schema_version(void **state)
     {
         sqlite3_stmt *st = NULL;
 
-        /* version 1 recorded; the pull index is partial */
+        /* version 2 recorded; the pull index is partial */
         assert_int_equal(sqlite3_prepare_v2(raw, "SELECT (SELECT version"
                          " FROM schema_version), sql FROM sqlite_master"
                          " WHERE name = 'delivery_pull'", -1, &st, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 1);
+        assert_int_equal(sqlite3_column_int(st, 0), 2);
         assert_non_null(strstr((const char *)sqlite3_column_text(st, 1),
                                "WHERE channel = 1 AND state = 0"));
         sqlite3_finalize(st);
     }
     assert_int_equal(sqlite3_exec(raw, "UPDATE schema_version SET version"
-                                  " = 2", NULL, NULL, NULL), SQLITE_OK);
+                                  " = 3", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(raw);
     assert_int_equal(queue_open(&q2, f->path, 0, f->err, sizeof(f->err)),
                      Q_ERR);
     assert_null(q2);
-    assert_non_null(strstr(f->err, "schema version 2"));
+    assert_non_null(strstr(f->err, "schema version 3"));
     assert_int_equal(queue_open(&q2, f->path, 1, f->err, sizeof(f->err)),
                      Q_ERR);
     assert_null(q2);
@@ -2119,7 +2265,13 @@ test_query_plans(void **state)
     assert_non_null(strstr(plan, "certificate_digest"));
     assert_null(strstr(plan, "TEMP B-TREE"));
 
+    /* status: the counts in key order, then one seek per group */
     explain(f, "status", plan, sizeof(plan));
+    assert_non_null(strstr(plan, "SCAN k"));
+    assert_non_null(strstr(plan, "INDEX delivery_status (partner=? AND channel=? AND state=?"));
+    assert_null(strstr(plan, "SCAN d"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    explain(f, "status_v1", plan, sizeof(plan));
     assert_non_null(strstr(plan, "COVERING INDEX delivery_status"));
     assert_null(strstr(plan, "TEMP B-TREE"));
 
@@ -2603,6 +2755,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_show, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mail_claim_order, setup,
