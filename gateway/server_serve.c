@@ -8,12 +8,15 @@
  * Used by the workers (server_tls.c) and by the SOAP fuzz harness, which
  * thus fuzzes exactly what a partner's bytes go through.
  */
+#include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "soapH.h"
@@ -279,6 +282,45 @@ parse_cb(struct soap *soap)
     return SOAP_OK;
 }
 
+/* Send on a TLS connection: write first, and wait (poll, bounded by
+ * send_timeout) only when the socket is full; gSOAP's own sender would
+ * select() before every write. */
+static int
+send_cb(struct soap *soap, const char *s, size_t n)
+{
+    const struct request *r = soap->user;
+    long long left = (long long)r->gw->cfg->send_timeout * 1000;
+    struct timespec t0;
+
+    if (soap->ssl == NULL || !soap_valid_socket(soap->socket))
+        return SOAP_EOF;                /* closed already (by gSOAP) */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (n > 0) {
+        struct pollfd pfd;
+        int w, e;
+
+        ERR_clear_error();
+        w = SSL_write(soap->ssl, s, n > INT_MAX ? INT_MAX : (int)n);
+        if (w > 0) {
+            s += w;
+            n -= (size_t)w;
+            continue;
+        }
+        e = SSL_get_error(soap->ssl, w);
+        if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) {
+            soap->errnum = errno;
+            return SOAP_EOF;
+        }
+        pfd.fd = soap->socket;
+        pfd.events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        pfd.revents = 0;
+        if (left - ms_since(&t0) <= 0 ||
+            (poll(&pfd, 1, (int)(left - ms_since(&t0))) < 0 && errno != EINTR))
+            return SOAP_EOF;
+    }
+    return SOAP_OK;
+}
+
 /* Does the next request arrive within ms (buffered by gSOAP or TLS, or on
  * the socket)? */
 static int
@@ -288,7 +330,7 @@ request_pending(struct soap *soap, int ms)
 
     if (soap->bufidx < soap->buflen)
         return 1;
-    if (soap->ssl != NULL && SSL_pending(soap->ssl) > 0)
+    if (soap->ssl != NULL && SSL_has_pending(soap->ssl))
         return 1;
     pfd.fd = soap->socket;
     pfd.events = POLLIN;
@@ -315,6 +357,8 @@ server_serve(struct soap *soap, struct request *r)
     soap->frecv = recv_cb;
     soap->fseterror = seterror_cb;
     soap->fpreparerecv = prepare_cb;
+    if (soap->ssl != NULL)
+        soap->fsend = send_cb;
     do {
         /* Between requests: unless the next one is already here (or,
          * when nobody waits for a worker, arrives within a moment), give

@@ -138,6 +138,8 @@ tls_setup(struct soap *soap, const struct config *cfg, char *err, size_t errlen)
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                         SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);   /* idle peers: small */
+    /* One read(2) per TLS record, not two (header, then body). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     return 0;
 }
 
@@ -771,6 +773,12 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
             goto out;
         }
         w[i].soap->fclose = soap_tls_close;
+        /* No select() before each answer to ask whether the peer is
+         * still there: the write says so. */
+        w[i].soap->fpoll = NULL;
+        /* Serialize an answer once, into memory, and send it with its
+         * length (not twice: once to count, once to send). */
+        w[i].soap->omode = (w[i].soap->omode & ~SOAP_IO) | SOAP_IO_STORE;
         w[i].soap->socket = SOAP_INVALID_SOCKET;
         w[i].soap->ssl = NULL;
     }
