@@ -58,7 +58,7 @@ static const char *const partner_keys[] = {
 };
 static const char *const mail_keys[] = {
     "sender", "ehlo", "signing", "relay", "relays", "retry", "timeout",
-    "workers", NULL
+    "workers", "batch", NULL
 };
 static const char *const signing_keys[] = { "cert", "key", "chain", NULL };
 static const char *const relay_keys[] = {
@@ -1009,7 +1009,9 @@ static int load_mail(struct ctx *x, config_setting_t *root, struct config *c)
     if (get_opt_int(x, g, "timeout", "mail.timeout", 1, 3600, 60,
                     &c->mail_timeout) < 0 ||
         get_opt_int(x, g, "workers", "mail.workers", 1, 64, 4,
-                    &c->mail_workers) < 0)
+                    &c->mail_workers) < 0 ||
+        get_opt_int(x, g, "batch", "mail.batch", 1, CFG_MAIL_BATCH_MAX, 32,
+                    &c->mail_batch) < 0)
         return -1;
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #define CFG_ID_MAX 64
+#define CFG_MAIL_BATCH_MAX 256    /* highest mail.batch */
 
 /* Partner roles (bit set). */
 enum {
@@ -34,7 +35,8 @@ struct relay {
     char *ca;                     /* CA file to verify it, NULL: system */
     char *auth_user;              /* from auth_file, NULL: no AUTH */
     char *auth_password;          /* never logged */
-    int concurrency;              /* messages at once, default 2 */
+    int concurrency;              /* SMTP sessions at once (each sends one
+                                     message at a time), default 2 */
     int line;
 };
 
@@ -100,6 +102,8 @@ struct config {
     int retry_max_age;            /* seconds after which it is dead */
     int mail_timeout;             /* seconds per SMTP step */
     int mail_workers;             /* push threads */
+    int mail_batch;               /* deliveries one push thread claims and
+                                     sends in one SMTP session */
 };
 
 /* Parse and check path.  On failure returns -1 and err holds

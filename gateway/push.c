@@ -3,15 +3,20 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * Each worker thread has its own store handle.  It claims the oldest due
- * mail delivery whose relay is not already at its concurrency limit
- * (the claim is durable: state sending), builds and signs the message,
- * hands it to the relay, and records the outcome durably before it takes
- * the next one.  A slow or dead relay occupies at most its own
- * `concurrency` workers, so other partners' mail keeps moving, and the
- * SOAP side never waits for mail.  A crash between the relay's 250 and
- * the store update leaves the delivery sending; at start-up it becomes
- * due again and is resent with the same Message-ID (at-least-once).
+ * Each worker thread has its own store handle.  It claims a batch: the
+ * oldest due mail delivery whose relay is not already at its concurrency
+ * limit, and with it up to mail.batch - 1 more due deliveries for the same
+ * relay, in one durable transaction (state sending).  It builds and signs
+ * the messages outside any lock, hands them to the relay in one SMTP
+ * session, and records all their outcomes in one transaction before it
+ * claims again: two commits per batch instead of two per message, one
+ * connection, EHLO (and STARTTLS, AUTH) per batch instead of per message.
+ * A relay's `concurrency` counts its sessions, each sending one message
+ * at a time, so a slow or dead relay occupies at most that many workers
+ * and other partners' mail keeps moving; the SOAP side never waits for
+ * mail.  A crash between the relay's 250 and the store update leaves the
+ * batch sending; at start-up it becomes due again and every message of it
+ * is resent with its same Message-ID (at-least-once).
  */
 #include <errno.h>
 #include <math.h>
@@ -29,11 +34,14 @@
 #define IDLE_WAIT_MS 1000        /* longest sleep when nothing is due */
 #define DONE_TRIES   60          /* seconds to keep trying to record */
 
+_Static_assert(CFG_MAIL_BATCH_MAX <= Q_MAIL_BATCH_MAX,
+               "mail.batch must fit one store claim");
+
 struct push {
     const struct config *cfg;
     struct push_signer *signer;
     X509 **recipient;            /* per partner index, NULL: sign only */
-    int *busy;                   /* messages in flight per relay */
+    int *busy;                   /* sessions in flight per relay */
     pthread_mutex_t mu;           /* busy, stopping, kicked */
     pthread_cond_t cv;
     pthread_mutex_t claim_mu;     /* one claim at a time: the relay limit
@@ -45,9 +53,9 @@ struct push {
     int nthreads, started;
 };
 
+/* One claimed delivery and what became of it. */
 struct job {
-    struct push *p;
-    const struct partner *partner;
+    const struct partner *partner;   /* NULL: no longer receives mail */
     int64_t delivery_id;
     int attempts;
     int64_t created_ms;
@@ -59,7 +67,23 @@ struct job {
     size_t content_len;
     char *msg;                   /* built message, malloc'd */
     size_t msglen;
-    char err[256];
+    char err[256];               /* why it could not be built */
+    int outcome;                 /* enum push_outcome */
+    char reply[PUSH_REPLY_MAX];
+};
+
+/* What one worker claims and sends at once: due deliveries of one relay.
+ * The arrays hold cfg->mail_batch entries and live as long as the worker. */
+struct batch {
+    struct push *p;
+    int relay;                   /* index into cfg->relays, or nrelays for
+                                    partners that no longer have mail */
+    size_t n;
+    struct job *jobs;
+    struct push_mail *mails;     /* the built messages, for the session */
+    size_t *mail_job;            /* mails[k] is jobs[mail_job[k]] */
+    struct q_mail_outcome *out;
+    int *full;                   /* per relay: at its limit (claim time) */
 };
 
 static int64_t
@@ -82,7 +106,6 @@ push_backoff_ms(int attempts, int first_s, double factor, int max_s,
     d *= 0.9 + 0.2 * rnd;                    /* +-10% jitter */
     return (int64_t)(d * 1000.0);
 }
-
 /* ---- set-up ---------------------------------------------------------------- */
 
 int
@@ -137,7 +160,7 @@ out:
     return rc;
 }
 
-/* ---- one message ------------------------------------------------------------- */
+/* ---- one batch ---------------------------------------------------------------- */
 
 static void wait_ms(struct push *p, int64_t ms);
 
@@ -152,12 +175,35 @@ is_stopping(struct push *p)
     return v;
 }
 
-/* Under the claim lock: copy what the message needs, nothing more. */
+/* The store's grouping of due mail: a partner's relay, so that a batch
+ * can share one session; -1 (not now) when that relay is at its limit.
+ * Partners that lost their mail group are claimed apart, to be deferred
+ * with the reason. */
+static int
+group_cb(void *arg, const char *partner_id)
+{
+    const struct batch *b = arg;
+    const struct config *cfg = b->p->cfg;
+    const struct partner *pt = config_partner_by_id(cfg, partner_id);
+
+    if (pt == NULL || pt->mail == NULL)
+        return (int)cfg->nrelays;
+    return b->full[pt->mail->relay] ? -1 : pt->mail->relay;
+}
+
+/* After the claim's commit, under the claim lock: copy what the message
+ * needs, nothing more. */
 static int
 claim_cb(void *arg, const struct q_mail *m)
 {
-    struct job *j = arg;
+    struct batch *b = arg;
+    const struct config *cfg = b->p->cfg;
+    struct job *j;
 
+    if (b->n >= (size_t)cfg->mail_batch)      /* the store keeps to max */
+        return 0;
+    j = &b->jobs[b->n++];
+    memset(j, 0, sizeof(*j));
     j->delivery_id = m->delivery_id;
     j->attempts = m->attempts;
     j->created_ms = m->created_ms;
@@ -168,12 +214,15 @@ claim_cb(void *arg, const struct q_mail *m)
     j->type = m->type;
     j->status = m->status;
     j->version = m->version;
-    j->partner = config_partner_by_id(j->p->cfg, m->partner);
+    j->partner = config_partner_by_id(cfg, m->partner);
     if (j->partner == NULL || j->partner->mail == NULL) {
+        j->partner = NULL;
+        b->relay = (int)cfg->nrelays;
         snprintf(j->err, sizeof(j->err), "partner %.64s no longer receives "
                  "mail (configuration changed)", m->partner);
         return 0;
     }
+    b->relay = j->partner->mail->relay;       /* the same for the batch */
     j->content = malloc(m->content_len ? m->content_len : 1);
     if (j->content == NULL) {
         snprintf(j->err, sizeof(j->err), "out of memory");
@@ -184,15 +233,15 @@ claim_cb(void *arg, const struct q_mail *m)
     return 0;
 }
 
-/* Outside the lock: build and sign (or encrypt) the message. */
+/* Outside the lock: build and sign (or encrypt) one message. */
 static void
-build_message(struct job *j)
+build_message(struct push *p, struct job *j)
 {
-    const struct config *cfg = j->p->cfg;
+    const struct config *cfg = p->cfg;
     struct push_message pm;
     size_t idx;
 
-    if (j->partner == NULL || j->partner->mail == NULL || j->content == NULL)
+    if (j->partner == NULL || j->content == NULL)
         return;
     idx = (size_t)(j->partner - cfg->partners);
     memset(&pm, 0, sizeof(pm));
@@ -211,99 +260,186 @@ build_message(struct job *j)
     pm.date = time(NULL);
     pm.content = j->content;
     pm.content_len = j->content_len;
-    if (push_build(j->p->signer, j->p->recipient[idx], &pm, &j->msg,
-                   &j->msglen, j->err, sizeof(j->err)) != 0)
+    if (push_build(p->signer, p->recipient[idx], &pm, &j->msg, &j->msglen,
+                   j->err, sizeof(j->err)) != 0)
         j->msg = NULL;
 }
 
+/* Build every message of the batch, then send the ones that could be
+ * built in one session; the others are deferred with the reason. */
 static void
-send_one(struct push *p, struct queue *q, struct job *j)
+batch_send(struct batch *b)
 {
-    const struct config *cfg = p->cfg;
+    const struct config *cfg = b->p->cfg;
     const struct relay *rl;
     struct push_relay r;
-    struct timespec t0, t1;
-    char reply[512], err[512], note[640];
-    int outcome, state, ridx, tries, done;
-    int64_t next = 0, now;
+    size_t i, k = 0;
+
+    for (i = 0; i < b->n; i++) {
+        struct job *j = &b->jobs[i];
+
+        build_message(b->p, j);
+        if (j->msg == NULL) {
+            j->outcome = PUSH_RETRY;
+            snprintf(j->reply, sizeof(j->reply), "cannot build message: %s",
+                     j->err);
+            continue;
+        }
+        memset(&b->mails[k], 0, sizeof(b->mails[k]));
+        b->mails[k].to = (const char *const *)j->partner->mail->to;
+        b->mails[k].nto = j->partner->mail->nto;
+        b->mails[k].msg = j->msg;
+        b->mails[k].msglen = j->msglen;
+        b->mail_job[k++] = i;
+    }
+    if (k == 0)
+        return;
+    rl = &cfg->relays[b->relay];
+    memset(&r, 0, sizeof(r));
+    r.host = rl->host;
+    r.port = rl->port;
+    r.starttls = rl->starttls;
+    r.ca = rl->ca;
+    r.user = rl->auth_user;
+    r.password = rl->auth_password;
+    r.ehlo = cfg->mail_ehlo;
+    r.timeout = cfg->mail_timeout;
+    push_smtp_send_batch(&r, cfg->mail_sender, b->mails, k);
+    for (i = 0; i < k; i++) {
+        struct job *j = &b->jobs[b->mail_job[i]];
+
+        j->outcome = b->mails[i].outcome;
+        snprintf(j->reply, sizeof(j->reply), "%s", b->mails[i].reply);
+    }
+}
+
+/* The store outcome of job j (at now): delivered, dead, or deferred by
+ * the retry policy until max_age makes it dead. */
+static void
+job_outcome(const struct config *cfg, struct job *j, int64_t now,
+            struct q_mail_outcome *o)
+{
+    char note[PUSH_REPLY_MAX + 64];
     unsigned int seed = (unsigned int)(j->delivery_id * 2654435761u) ^
                         (unsigned int)time(NULL);
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (j->msg == NULL || j->partner == NULL) {
-        outcome = PUSH_RETRY;
-        snprintf(reply, sizeof(reply), "cannot build message: %s", j->err);
-    } else {
-        ridx = j->partner->mail->relay;
-        rl = &cfg->relays[ridx];
-        memset(&r, 0, sizeof(r));
-        r.host = rl->host;
-        r.port = rl->port;
-        r.starttls = rl->starttls;
-        r.ca = rl->ca;
-        r.user = rl->auth_user;
-        r.password = rl->auth_password;
-        r.ehlo = cfg->mail_ehlo;
-        r.timeout = cfg->mail_timeout;
-        outcome = push_smtp_send(&r, cfg->mail_sender,
-                                 (const char *const *)j->partner->mail->to,
-                                 j->partner->mail->nto, j->msg, j->msglen,
-                                 reply, sizeof(reply));
-    }
-    now = now_ms();
-    switch (outcome) {
+    memset(o, 0, sizeof(*o));
+    o->delivery_id = j->delivery_id;
+    o->error = j->reply;
+    switch (j->outcome) {
     case PUSH_SENT:
-        state = Q_DELIVERED;
+        o->state = Q_DELIVERED;
         break;
     case PUSH_FAIL:
-        state = Q_DEAD;
+        o->state = Q_DEAD;
         break;
     default:
         if (now - j->created_ms >= (int64_t)cfg->retry_max_age * 1000) {
-            state = Q_DEAD;
+            o->state = Q_DEAD;
             snprintf(note, sizeof(note), "gave up after %d attempts: %s",
-                     j->attempts, reply);
-            snprintf(reply, sizeof(reply), "%.*s", (int)sizeof(reply) - 1, note);
+                     j->attempts, j->reply);
+            snprintf(j->reply, sizeof(j->reply), "%.*s",
+                     (int)sizeof(j->reply) - 1, note);
         } else {
-            state = Q_DEFERRED;
-            next = now + push_backoff_ms(j->attempts, cfg->retry_first,
-                                         cfg->retry_factor,
-                                         cfg->retry_max_delay,
-                                         (double)rand_r(&seed) / ((double)RAND_MAX + 1.0));
+            o->state = Q_DEFERRED;
+            o->next_ms = now + push_backoff_ms(j->attempts, cfg->retry_first,
+                                               cfg->retry_factor,
+                                               cfg->retry_max_delay,
+                                               (double)rand_r(&seed) /
+                                               ((double)RAND_MAX + 1.0));
         }
         break;
     }
-    /* The outcome must be recorded: a store that is busy or full gets
-     * asked again (the delivery stays sending meanwhile, and start-up
-     * recovery covers a stop). */
+}
+
+/* Record every outcome of the batch in one transaction, and log one line
+ * per message.  The outcomes must be recorded: a store that is busy or
+ * full gets asked again (the deliveries stay sending meanwhile, and
+ * start-up recovery covers a stop). */
+static void
+batch_record(struct batch *b, struct queue *q, long ms)
+{
+    const struct config *cfg = b->p->cfg;
+    char err[512];
+    int64_t now = now_ms();
+    size_t i;
+    int tries, done;
+
+    for (i = 0; i < b->n; i++)
+        job_outcome(cfg, &b->jobs[i], now, &b->out[i]);
     for (tries = 0;; tries++) {
-        done = queue_mail_done(q, j->delivery_id, state, next, reply, err,
-                               sizeof(err));
-        if (done != Q_ERR || tries == DONE_TRIES || is_stopping(p))
+        done = queue_mail_done_batch(q, b->out, b->n, err, sizeof(err));
+        if (done == Q_OK || tries == DONE_TRIES || is_stopping(b->p))
             break;
-        log_warn("push tracking=%s: cannot record outcome yet: %s",
-                 j->tracking, err);
-        wait_ms(p, IDLE_WAIT_MS);
+        log_warn("push tracking=%s: cannot record %zu outcomes yet: %s",
+                 b->jobs[0].tracking, b->n, err);
+        wait_ms(b->p, IDLE_WAIT_MS);
     }
-    switch (done) {
-    case Q_OK:
-        break;
-    case Q_NOTFOUND:
-        log_info("push tracking=%s: moved by the operator while sending; "
-                 "outcome not recorded", j->tracking);
-        break;
-    default:
-        /* Left sending: start-up recovery makes it due again. */
-        log_error("push tracking=%s: cannot record outcome: %s",
-                  j->tracking, err);
-        break;
+    if (done != Q_OK)                 /* left sending: recovered at start */
+        log_error("push tracking=%s: cannot record %zu outcomes: %s",
+                  b->jobs[0].tracking, b->n, err);
+    for (i = 0; i < b->n; i++) {
+        const struct job *j = &b->jobs[i];
+
+        if (b->out[i].result == Q_NOTFOUND)
+            log_info("push tracking=%s: moved by the operator while "
+                     "sending; outcome not recorded", j->tracking);
+        log_info("push partner=%s tracking=%s attempt=%d batch=%zu "
+                 "outcome=%s ms=%ld reply=\"%s\"",
+                 j->partner ? j->partner->id : "-", j->tracking, j->attempts,
+                 b->n, q_state_name(b->out[i].state), ms, j->reply);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    log_info("push partner=%s tracking=%s attempt=%d outcome=%s ms=%ld "
-             "reply=\"%s\"", j->partner ? j->partner->id : "-", j->tracking,
-             j->attempts, q_state_name(state),
-             (long)((t1.tv_sec - t0.tv_sec) * 1000 +
-                    (t1.tv_nsec - t0.tv_nsec) / 1000000), reply);
+}
+
+static void
+batch_clear(struct batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        free(b->jobs[i].msg);
+        free(b->jobs[i].content);
+    }
+    b->n = 0;
+    b->relay = -1;
+}
+
+static void
+batch_free(struct batch *b)
+{
+    if (b == NULL)
+        return;
+    batch_clear(b);
+    free(b->jobs);
+    free(b->mails);
+    free(b->mail_job);
+    free(b->out);
+    free(b->full);
+    free(b);
+}
+
+static struct batch *
+batch_new(struct push *p)
+{
+    const struct config *cfg = p->cfg;
+    size_t n = (size_t)cfg->mail_batch;
+    struct batch *b = calloc(1, sizeof(*b));
+
+    if (b == NULL)
+        return NULL;
+    b->p = p;
+    b->relay = -1;
+    b->jobs = calloc(n, sizeof(*b->jobs));
+    b->mails = calloc(n, sizeof(*b->mails));
+    b->mail_job = calloc(n, sizeof(*b->mail_job));
+    b->out = calloc(n, sizeof(*b->out));
+    b->full = calloc(cfg->nrelays + 1, sizeof(*b->full));
+    if (b->jobs == NULL || b->mails == NULL || b->mail_job == NULL ||
+        b->out == NULL || b->full == NULL) {
+        batch_free(b);
+        return NULL;
+    }
+    return b;
 }
 
 /* ---- the workers --------------------------------------------------------------- */
@@ -333,62 +469,88 @@ wait_ms(struct push *p, int64_t ms)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Under claim_mu: which relays are full, the claim, and taking the relay
+ * slot happen as one step for all workers.  *nfull = relays at their
+ * limit.  Returns queue_mail_claim_batch's answer. */
+static int
+claim(struct batch *b, struct queue *q, int64_t lease, size_t *nfull,
+      char *err, size_t errlen)
+{
+    struct push *p = b->p;
+    const struct config *cfg = p->cfg;
+    size_t r;
+    int rc;
+
+    *nfull = 0;
+    pthread_mutex_lock(&p->claim_mu);
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->claim_mu);
+        return Q_NOTFOUND;
+    }
+    for (r = 0; r < cfg->nrelays; r++) {
+        b->full[r] = p->busy[r] >= cfg->relays[r].concurrency;
+        *nfull += (size_t)b->full[r];
+    }
+    pthread_mutex_unlock(&p->mu);
+    rc = queue_mail_claim_batch(q, now_ms(), lease, (size_t)cfg->mail_batch,
+                                group_cb, b, claim_cb, b, NULL, err, errlen);
+    if (rc == Q_OK && b->relay >= 0 && (size_t)b->relay < cfg->nrelays) {
+        pthread_mutex_lock(&p->mu);
+        p->busy[b->relay]++;
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->claim_mu);
+    return rc;
+}
+
+/* Give the batch's relay slot back and wake a worker waiting for it. */
+static void
+release(struct batch *b)
+{
+    struct push *p = b->p;
+
+    if (b->relay < 0 || (size_t)b->relay >= p->cfg->nrelays)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->busy[b->relay]--;
+    p->kicked = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *
 worker_main(void *arg)
 {
     struct push *p = ((struct worker_arg *)arg)->p;
     struct queue *q = p->q[((struct worker_arg *)arg)->n];
     const struct config *cfg = p->cfg;
-    const char **skip;
+    struct batch *b;
+    struct timespec t0, t1;
     char err[512];
-    int64_t lease = ((int64_t)cfg->mail_timeout * 6 + 60) * 1000;
+    /* The lease of a claim: every SMTP step of a full batch timing out. */
+    int64_t lease = ((int64_t)cfg->mail_timeout * (1 + 5 * cfg->mail_batch) +
+                     60) * 1000;
 
     free(arg);
-    skip = calloc(cfg->npartners ? cfg->npartners : 1, sizeof(*skip));
-    if (skip == NULL) {
+    b = batch_new(p);
+    if (b == NULL) {
         log_error("push: out of memory");
         return NULL;
     }
-    for (;;) {
-        struct job j;
-        size_t i, nskip = 0;
-        int rc, ridx = -1;
+    while (!is_stopping(p)) {
+        size_t nfull;
         int64_t next = 0;
+        int rc;
 
-        /* Under claim_mu: which relays are full, the claim, and taking
-         * the relay slot happen as one step for all workers. */
-        pthread_mutex_lock(&p->claim_mu);
-        pthread_mutex_lock(&p->mu);
-        if (p->stopping) {
-            pthread_mutex_unlock(&p->mu);
-            pthread_mutex_unlock(&p->claim_mu);
-            break;
-        }
-        for (i = 0; i < cfg->npartners; i++) {
-            const struct partner_mail *m = cfg->partners[i].mail;
-
-            if (m != NULL && p->busy[m->relay] >= cfg->relays[m->relay].concurrency)
-                skip[nskip++] = cfg->partners[i].id;
-        }
-        pthread_mutex_unlock(&p->mu);
-
-        memset(&j, 0, sizeof(j));
-        j.p = p;
-        rc = queue_mail_claim(q, now_ms(), lease, skip, nskip, claim_cb, &j,
-                              err, sizeof(err));
-        if (rc == Q_OK && j.partner != NULL && j.partner->mail != NULL) {
-            ridx = j.partner->mail->relay;
-            pthread_mutex_lock(&p->mu);
-            p->busy[ridx]++;
-            pthread_mutex_unlock(&p->mu);
-        }
-        pthread_mutex_unlock(&p->claim_mu);
+        rc = claim(b, q, lease, &nfull, err, sizeof(err));
         if (rc == Q_NOTFOUND) {
             if (queue_mail_next_due(q, &next, err, sizeof(err)) != Q_OK)
                 next = 0;
             next = next > 0 ? next - now_ms() : IDLE_WAIT_MS;
             if (next < 1)   /* due, but its relay is full: wait for a slot */
-                next = nskip > 0 ? IDLE_WAIT_MS : 1;
+                next = nfull > 0 ? IDLE_WAIT_MS : 1;
             wait_ms(p, next > IDLE_WAIT_MS ? IDLE_WAIT_MS : next);
             continue;
         }
@@ -398,19 +560,15 @@ worker_main(void *arg)
             continue;
         }
         push_kick(p);                  /* more may be due: wake another */
-        build_message(&j);
-        send_one(p, q, &j);
-        if (ridx >= 0) {
-            pthread_mutex_lock(&p->mu);
-            p->busy[ridx]--;
-            p->kicked = 1;                     /* a slot is free */
-            pthread_cond_broadcast(&p->cv);
-            pthread_mutex_unlock(&p->mu);
-        }
-        free(j.msg);
-        free(j.content);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        batch_send(b);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        batch_record(b, q, (long)((t1.tv_sec - t0.tv_sec) * 1000 +
+                                  (t1.tv_nsec - t0.tv_nsec) / 1000000));
+        release(b);
+        batch_clear(b);
     }
-    free(skip);
+    batch_free(b);
     return NULL;
 }
 
@@ -446,8 +604,8 @@ push_start(struct push *p, char *err, size_t errlen)
         }
         p->started++;
     }
-    log_info("push: %d mail workers, %zu relays", p->nthreads,
-             p->cfg->nrelays);
+    log_info("push: %d mail workers, %zu relays, up to %d messages per "
+             "session", p->nthreads, p->cfg->nrelays, p->cfg->mail_batch);
     return 0;
 }
 

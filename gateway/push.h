@@ -5,10 +5,10 @@
  *
  * push_mime.c  builds the RFC 5322 message of one mail delivery and wraps
  *              it in S/MIME with OpenSSL CMS.
- * push_smtp.c  sends a built message through a relay with libesmtp and
- *              classifies the outcome.
- * push.c       the worker threads inside ecertd that take due mail
- *              deliveries from the store.
+ * push_smtp.c  sends a batch of built messages through a relay in one
+ *              libesmtp session and classifies each one's outcome.
+ * push.c       the worker threads inside ecertd that claim due mail
+ *              deliveries from the store in batches, one relay each.
  */
 #ifndef ECERT_PUSH_H
 #define ECERT_PUSH_H
@@ -80,15 +80,30 @@ struct push_relay {
     int timeout;                    /* seconds, each SMTP step */
 };
 
-/* Send msg (msglen bytes, CRLF line ends) from `from` to to[0..nto-1]
- * through relay.  Returns PUSH_SENT (2xx after DATA for every
- * recipient), PUSH_RETRY (4xx at any step, connection refused or reset,
- * timeout, STARTTLS failure) or PUSH_FAIL (5xx); reply holds the
- * server's reply (code and text) or the local error. */
-int push_smtp_send(const struct push_relay *relay, const char *from,
-                   const char *const *to, size_t nto,
-                   const char *msg, size_t msglen,
-                   char *reply, size_t replylen);
+#define PUSH_REPLY_MAX 512
+
+/* One message of a session and, afterwards, what became of it. */
+struct push_mail {
+    const char *const *to;          /* recipients */
+    size_t nto;
+    const char *msg;                /* the built message, CRLF line ends */
+    size_t msglen;
+    int outcome;                    /* set: enum push_outcome */
+    char reply[PUSH_REPLY_MAX];     /* set: the server's reply (command,
+                                       code and text) or the local error */
+};
+
+/* Send m[0..n-1] (n >= 1), all from `from`, through relay in one SMTP
+ * session: connect, EHLO, STARTTLS, AUTH once, then one MAIL / RCPT /
+ * DATA transaction per message, then QUIT.  Each message is classified on
+ * its own: PUSH_SENT only when its end of data got a 2xx (and at least
+ * one recipient was accepted), PUSH_FAIL on a 5xx, PUSH_RETRY for
+ * everything else (4xx at any step, connection refused or lost, timeout,
+ * STARTTLS failure).  A session that breaks off part-way keeps the
+ * messages already accepted as sent; the one in progress and the ones
+ * after it are PUSH_RETRY.  Returns how many were sent. */
+size_t push_smtp_send_batch(const struct push_relay *relay, const char *from,
+                            struct push_mail *m, size_t n);
 
 /* ---- push.c ------------------------------------------------------------- */
 

@@ -1,18 +1,29 @@
 /*
- * push_smtp.c - hand one built message to a relay with libesmtp and say
- * what became of it.
+ * push_smtp.c - hand a batch of built messages to a relay in one libesmtp
+ * session and say what became of each.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * One libesmtp session per message: sessions are not shared between
- * threads.  Classification: at least one recipient and the end of data
- * accepted (2xx) -> PUSH_SENT (refused mailboxes named in the reply);
- * 5xx with nothing temporary -> PUSH_FAIL; everything else (4xx,
- * refused, reset, timeout, no answer to ".", STARTTLS missing or
- * failing) -> PUSH_RETRY.
+ * One session per batch (connect, EHLO, STARTTLS and AUTH are paid once),
+ * one SMTP transaction per message; sessions are not shared between
+ * threads.  Each message is judged by its own replies: at least one
+ * recipient and its end of data accepted (2xx) -> PUSH_SENT (refused
+ * mailboxes named in the reply); 5xx with nothing temporary -> PUSH_FAIL;
+ * everything else (4xx, refused, reset, timeout, no answer to ".",
+ * STARTTLS missing or failing, the session gone before its turn) ->
+ * PUSH_RETRY.  libesmtp sends RSET after a refused transaction and goes
+ * on with the next message, so one message's refusal is its own.
  */
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <openssl/ssl.h>          /* before libesmtp.h: enables its TLS API */
 #include <openssl/x509v3.h>
@@ -22,20 +33,32 @@
 #include "config.h"
 #include "push.h"
 
-struct send_ctx {
+/* One message as libesmtp pulls it. */
+struct msg_src {
     const char *msg;
     size_t len;
     int sent;                     /* the whole message was handed over */
+};
+
+/* What the session's callbacks learn. */
+struct send_ctx {
     const struct push_relay *relay;
     char tls_note[128];           /* why STARTTLS failed, if it did */
     char last_reply[256];         /* the relay's last 4xx/5xx reply line */
+};
+
+/* A message of the session with its libesmtp handles. */
+struct outgoing {
+    struct msg_src src;
+    smtp_message_t message;
+    smtp_recipient_t *rcpt;       /* the message's nto recipients */
 };
 
 /* libesmtp pulls the message through this: all of it in one piece. */
 static const char *
 message_cb(void **ctx, int *len, void *arg)
 {
-    struct send_ctx *s = arg;
+    struct msg_src *s = arg;
 
     if (len == NULL) {            /* rewind */
         s->sent = 0;
@@ -51,6 +74,75 @@ message_cb(void **ctx, int *len, void *arg)
     return s->msg;
 }
 
+/* peer_is - sa is the relay: its port, and its address when the relay
+ * is given as one */
+static int
+peer_is(const struct sockaddr_storage *sa, const struct push_relay *r)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        return ntohs(in->sin_port) == r->port &&
+               (inet_pton(AF_INET, r->host, &a4) != 1 ||
+                in->sin_addr.s_addr == a4.s_addr);
+    }
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)sa;
+
+        return ntohs(in->sin6_port) == r->port &&
+               (inet_pton(AF_INET6, r->host, &a6) != 1 ||
+                memcmp(&in->sin6_addr, &a6, sizeof(a6)) == 0);
+    }
+    return 0;
+}
+
+/* Nagle's algorithm holds each small write of a message (libesmtp writes
+ * 2 KB at a time) until the relay has acknowledged the previous one, and
+ * a relay waiting for the end of data delays its acknowledgement (40 ms
+ * on Linux): one stall per message, which caps a session at about 25
+ * messages a second.  Postfix's SMTP client turns Nagle off for the same
+ * reason.  libesmtp does not hand out its socket, so when it reports the
+ * connection, every connected TCP socket of this process whose peer is
+ * the relay gets TCP_NODELAY: ecertd makes no outbound connections but
+ * push sessions, so these are this session's and other workers' sessions
+ * to the same relay (for which it is right too).  Best effort: a socket
+ * that refuses keeps Nagle, which costs speed, never correctness. */
+static void
+relay_nodelay(const struct push_relay *r)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    struct sockaddr_storage sa;
+    struct stat st;
+    socklen_t len;
+    char *end;
+    long fd;
+    int one = 1, type;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        fd = strtol(de->d_name, &end, 10);
+        if (*end != '\0' || end == de->d_name || fd < 0 || fd == dirfd(d))
+            continue;
+        len = sizeof(type);
+        if (fstat((int)fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+            getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+            type != SOCK_STREAM)
+            continue;
+        len = sizeof(sa);
+        if (getpeername((int)fd, (struct sockaddr *)&sa, &len) != 0 ||
+            !peer_is(&sa, r))
+            continue;
+        (void)setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                         sizeof(one));
+    }
+    closedir(d);
+}
+
 static void
 event_cb(smtp_session_t session, int event, void *arg, ...)
 {
@@ -58,6 +150,9 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
 
     (void)session;
     switch (event) {
+    case SMTP_EV_CONNECT:
+        relay_nodelay(s->relay);
+        break;
     case SMTP_EV_EXTNA_STARTTLS:
         snprintf(s->tls_note, sizeof(s->tls_note),
                  "relay does not offer STARTTLS");
@@ -163,107 +258,126 @@ status_text(char *reply, size_t replylen, const char *what,
         snprintf(reply, replylen, "%s: %d %s", what, st->code, clean);
 }
 
-int
-push_smtp_send(const struct push_relay *relay, const char *from,
-               const char *const *to, size_t nto, const char *msg,
-               size_t msglen, char *reply, size_t replylen)
+/* session_setup - server, timeouts, callbacks, STARTTLS and AUTH of the
+ * session; 0 ok, -1 with reply */
+static int
+session_setup(smtp_session_t session, const char *hostport,
+              struct send_ctx *s, SSL_CTX **tls, auth_context_t *auth,
+              char *reply, size_t replylen)
 {
-    smtp_session_t session = NULL;
-    smtp_message_t message;
-    smtp_recipient_t *rcpt = NULL;
-    auth_context_t auth = NULL;
-    SSL_CTX *tls = NULL;
-    const smtp_status_t *st;
-    struct send_ctx s;
-    char hostport[300], ebuf[128];
+    const struct push_relay *relay = s->relay;
     long ms = (long)relay->timeout * 1000L;
-    int rc = PUSH_RETRY, worst = PUSH_SENT;
-    size_t accepted = 0, temporary = 0;
-    char refused[256] = "";
-    size_t i;
 
-    memset(&s, 0, sizeof(s));
-    s.msg = msg;
-    s.len = msglen;
-    s.relay = relay;
-    snprintf(reply, replylen, "not sent");
-    session = smtp_create_session();
-    rcpt = calloc(nto, sizeof(*rcpt));
-    if (session == NULL || rcpt == NULL) {
-        snprintf(reply, replylen, "out of memory");
-        goto out;
-    }
-    snprintf(hostport, sizeof(hostport), "%s:%d", relay->host, relay->port);
     smtp_set_server(session, hostport);
     smtp_set_hostname(session, relay->ehlo);
-    smtp_set_eventcb(session, event_cb, &s);
-    smtp_set_monitorcb(session, monitor_cb, &s, 0);
+    smtp_set_eventcb(session, event_cb, s);
+    smtp_set_monitorcb(session, monitor_cb, s, 0);
     smtp_set_timeout(session, Timeout_GREETING | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
     smtp_set_timeout(session, Timeout_ENVELOPE | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
     smtp_set_timeout(session, Timeout_DATA | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
     smtp_set_timeout(session, Timeout_TRANSFER | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
     smtp_set_timeout(session, Timeout_DATA2 | Timeout_OVERRIDE_RFC2822_MINIMUM, ms);
     if (relay->starttls != CFG_STARTTLS_OFF) {
-        tls = relay_tls(relay, reply, replylen);
-        if (tls == NULL)
-            goto out;
-        smtp_starttls_set_ctx(session, tls);
+        *tls = relay_tls(relay, reply, replylen);
+        if (*tls == NULL)
+            return -1;
+        smtp_starttls_set_ctx(session, *tls);
         smtp_starttls_enable(session, relay->starttls == CFG_STARTTLS_REQUIRED ?
                              Starttls_REQUIRED : Starttls_ENABLED);
     }
     if (relay->user != NULL) {
-        auth = auth_create_context();
-        if (auth == NULL) {
+        *auth = auth_create_context();
+        if (*auth == NULL) {
             snprintf(reply, replylen, "out of memory");
-            goto out;
+            return -1;
         }
-        auth_set_mechanism_flags(auth, AUTH_PLUGIN_PLAIN, 0);
-        auth_set_interact_cb(auth, auth_interact, (void *)relay);
-        smtp_auth_set_context(session, auth);
+        auth_set_mechanism_flags(*auth, AUTH_PLUGIN_PLAIN, 0);
+        auth_set_interact_cb(*auth, auth_interact, (void *)relay);
+        smtp_auth_set_context(session, *auth);
     }
-    message = smtp_add_message(session);
-    if (message == NULL) {
-        snprintf(reply, replylen, "out of memory");
-        goto out;
-    }
-    smtp_set_reverse_path(message, from);
-    smtp_set_messagecb(message, message_cb, &s);
-    for (i = 0; i < nto; i++) {
-        rcpt[i] = smtp_add_recipient(message, to[i]);
-        if (rcpt[i] == NULL) {
-            snprintf(reply, replylen, "out of memory");
-            goto out;
-        }
-    }
+    return 0;
+}
 
-    if (!smtp_start_session(session)) {
-        /* refused, reset, timeout, TLS, 4xx to the greeting: retry */
-        if (s.tls_note[0])
-            snprintf(reply, replylen, "%s: %s", hostport, s.tls_note);
-        else if (s.last_reply[0] >= '1' && s.last_reply[0] <= '5')
-            snprintf(reply, replylen, "%s: %s", hostport, s.last_reply);
-        else
-            snprintf(reply, replylen, "%s: %s", hostport,
-                     smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
-        goto out;
+/* add_messages - one libesmtp message per m[i], in order, each with its
+ * recipients (rcpt holds room for all of them); 0 ok, -1 with reply */
+static int
+add_messages(smtp_session_t session, const char *from, struct push_mail *m,
+             size_t n, struct outgoing *out, smtp_recipient_t *rcpt,
+             char *reply, size_t replylen)
+{
+    size_t i, k;
+
+    for (i = 0; i < n; i++) {
+        out[i].src.msg = m[i].msg;
+        out[i].src.len = m[i].msglen;
+        out[i].rcpt = rcpt;
+        rcpt += m[i].nto;
+        out[i].message = smtp_add_message(session);
+        if (out[i].message == NULL)
+            goto nomem;
+        smtp_set_reverse_path(out[i].message, from);
+        smtp_set_messagecb(out[i].message, message_cb, &out[i].src);
+        for (k = 0; k < m[i].nto; k++) {
+            out[i].rcpt[k] = smtp_add_recipient(out[i].message, m[i].to[k]);
+            if (out[i].rcpt[k] == NULL)
+                goto nomem;
+        }
     }
-    /* The session ran; look at each step's reply, worst first. */
-    st = smtp_reverse_path_status(message);
+    return 0;
+nomem:
+    snprintf(reply, replylen, "out of memory");
+    return -1;
+}
+
+/* session_lost - the reply of a message that got no answer at all to its
+ * MAIL FROM: why the session never reached it (ok: whether the session
+ * ran, i.e. smtp_start_session's answer) */
+static void
+session_lost(const struct send_ctx *s, const char *hostport, int ok,
+             char *reply, size_t replylen)
+{
+    char ebuf[128];
+
+    if (s->tls_note[0])
+        snprintf(reply, replylen, "%s: %s", hostport, s->tls_note);
+    else if (ok)
+        snprintf(reply, replylen, "%s: no reply to MAIL FROM (timeout or "
+                 "connection closed)", hostport);
+    else if (s->last_reply[0] >= '1' && s->last_reply[0] <= '5')
+        /* refused, reset, timeout, 4xx to the greeting or EHLO */
+        snprintf(reply, replylen, "%.240s: %s", hostport, s->last_reply);
+    else
+        snprintf(reply, replylen, "%s: %s", hostport,
+                 smtp_strerror(smtp_errno(), ebuf, sizeof(ebuf)));
+}
+
+/* classify - what became of one message of the session, from its own
+ * replies; lost is the reply for a message whose MAIL FROM went
+ * unanswered */
+static void
+classify(const struct outgoing *o, struct push_mail *m, const char *lost)
+{
+    const smtp_status_t *st;
+    char refused[256] = "";
+    size_t i, l, accepted = 0, temporary = 0;
+
+    m->outcome = PUSH_RETRY;
+    st = smtp_reverse_path_status(o->message);
     if (st == NULL || st->code == 0) {
-        snprintf(reply, replylen, "%s: %s", hostport, s.tls_note[0] ?
-                 s.tls_note : "no reply to MAIL FROM (timeout or connection closed)");
-        goto out;
+        snprintf(m->reply, sizeof(m->reply), "%s", lost);
+        return;
     }
     if (st->code < 200 || st->code >= 300) {
-        status_text(reply, replylen, "MAIL FROM", st);
-        rc = st->code >= 500 ? PUSH_FAIL : PUSH_RETRY;
-        goto out;
+        status_text(m->reply, sizeof(m->reply), "MAIL FROM", st);
+        if (st->code >= 500)
+            m->outcome = PUSH_FAIL;
+        return;
     }
     /* Recipients: the message goes through if at least one mailbox took
      * it; refused ones are named in the reply (the delivery is one per
      * partner, and resending would duplicate it for the others). */
-    for (i = 0; i < nto; i++) {
-        st = smtp_recipient_status(rcpt[i]);
+    for (i = 0; i < m->nto; i++) {
+        st = smtp_recipient_status(o->rcpt[i]);
         if (st != NULL && st->code >= 200 && st->code < 300) {
             accepted++;
             continue;
@@ -273,29 +387,79 @@ push_smtp_send(const struct push_relay *relay, const char *from,
             temporary++;
     }
     if (accepted == 0) {
-        snprintf(reply, replylen, "%s", refused);
-        rc = temporary > 0 ? PUSH_RETRY : PUSH_FAIL;
-        goto out;
+        snprintf(m->reply, sizeof(m->reply), "%s", refused);
+        m->outcome = temporary > 0 ? PUSH_RETRY : PUSH_FAIL;
+        return;
     }
-    st = smtp_message_transfer_status(message);
+    st = smtp_message_transfer_status(o->message);
     if (st != NULL && st->code >= 300 && st->code < 400)
-        snprintf(reply, replylen, "DATA: no reply to the end of data "
-                 "(timeout or connection closed)");
+        snprintf(m->reply, sizeof(m->reply), "DATA: no reply to the end of "
+                 "data (timeout or connection closed)");
     else
-        status_text(reply, replylen, "DATA", st);
+        status_text(m->reply, sizeof(m->reply), "DATA", st);
     /* Only a 2xx to the final "." delivers: a 354 left over from DATA
-     * means the end of data got no answer (timeout). */
+     * means the end of data got no answer (timeout, connection lost). */
     if (st == NULL || st->code < 200 || (st->code >= 300 && st->code < 500))
-        worst = PUSH_RETRY;
-    else if (st->code >= 500)
-        worst = PUSH_FAIL;
-    else if (accepted < nto) {
-        size_t l = strlen(reply);
-
-        snprintf(reply + l, replylen - l, "; not for every mailbox: %s",
-                 refused);
+        return;
+    if (st->code >= 500) {
+        m->outcome = PUSH_FAIL;
+        return;
     }
-    rc = worst;
+    m->outcome = PUSH_SENT;
+    if (accepted < m->nto) {
+        l = strlen(m->reply);
+        snprintf(m->reply + l, sizeof(m->reply) - l,
+                 "; not for every mailbox: %s", refused);
+    }
+}
+
+size_t
+push_smtp_send_batch(const struct push_relay *relay, const char *from,
+                     struct push_mail *m, size_t n)
+{
+    smtp_session_t session = NULL;
+    auth_context_t auth = NULL;
+    SSL_CTX *tls = NULL;
+    struct outgoing *out = NULL;
+    smtp_recipient_t *rcpt = NULL;
+    struct send_ctx s;
+    char hostport[300], lost[PUSH_REPLY_MAX];
+    size_t i, nrcpt = 0, sent = 0;
+    int ok;
+
+    memset(&s, 0, sizeof(s));
+    s.relay = relay;
+    snprintf(lost, sizeof(lost), "not sent");
+    snprintf(hostport, sizeof(hostport), "%s:%d", relay->host, relay->port);
+    for (i = 0; i < n; i++)
+        nrcpt += m[i].nto;
+    session = smtp_create_session();
+    out = calloc(n > 0 ? n : 1, sizeof(*out));
+    rcpt = calloc(nrcpt > 0 ? nrcpt : 1, sizeof(*rcpt));
+    if (session == NULL || out == NULL || rcpt == NULL) {
+        snprintf(lost, sizeof(lost), "out of memory");
+        goto failed;
+    }
+    if (session_setup(session, hostport, &s, &tls, &auth, lost,
+                       sizeof(lost)) != 0 ||
+        add_messages(session, from, m, n, out, rcpt, lost,
+                     sizeof(lost)) != 0)
+        goto failed;
+    /* Even a session that failed is judged message by message: only the
+     * ones it never reached take the session's reason. */
+    ok = smtp_start_session(session);
+    session_lost(&s, hostport, ok, lost, sizeof(lost));
+    for (i = 0; i < n; i++) {
+        classify(&out[i], &m[i], lost);
+        if (m[i].outcome == PUSH_SENT)
+            sent++;
+    }
+    goto out;
+failed:
+    for (i = 0; i < n; i++) {
+        m[i].outcome = PUSH_RETRY;
+        snprintf(m[i].reply, sizeof(m[i].reply), "%s", lost);
+    }
 out:
     if (session != NULL)
         smtp_destroy_session(session);
@@ -303,5 +467,6 @@ out:
         auth_destroy_context(auth);
     SSL_CTX_free(tls);
     free(rcpt);
-    return rc;
+    free(out);
+    return sent;
 }

@@ -249,22 +249,63 @@ struct q_mail {
     const unsigned char *content;
     size_t content_len;
 };
+/* Called once for every claimed delivery; the return value is ignored
+ * (a claimed delivery is sending whatever the callback thinks of it). */
 typedef int (*q_mail_cb)(void *arg, const struct q_mail *m);
 
-/* Claim the oldest due mail delivery (state waiting or deferred,
- * next_attempt_ms <= now_ms) whose partner is not in skip[0..nskip-1]:
- * in one transaction it becomes sending, attempts + 1, next_attempt_ms =
- * now_ms + lease_ms (the lease); then cb is called with it.  Q_OK if one
+#define Q_MAIL_BATCH_MAX 256    /* most deliveries one claim may take */
+
+/* Which due deliveries may be claimed together: the caller's group of a
+ * partner's mail (ecertd: the index of the partner's relay, so that one
+ * SMTP session can carry the batch), or a negative number when that
+ * partner's mail is not to be claimed now (its relay is at its limit).
+ * Called during the claim with the store's read cursor open: it must not
+ * call back into the store. */
+typedef int (*q_mail_group_cb)(void *arg, const char *partner);
+
+/* Claim up to max (1..Q_MAIL_BATCH_MAX) due mail deliveries (state
+ * waiting or deferred, next_attempt_ms <= now_ms) in one transaction: the
+ * oldest due one whose group is not negative, then the next due ones of
+ * the same group, oldest due first (looking a bounded distance ahead, so
+ * a long backlog of other groups is not walked for them).  Each becomes
+ * sending, attempts + 1, next_attempt_ms = now_ms + lease_ms (the lease),
+ * with an "attempt N" event; held deliveries are never claimed.  After the
+ * commit, cb is called for each, in that order.  group NULL: every partner
+ * is in group 0.  *claimed (may be NULL) = how many.  Q_OK if at least one
  * was claimed, Q_NOTFOUND if nothing is due. */
+int queue_mail_claim_batch(struct queue *q, int64_t now_ms, int64_t lease_ms,
+                           size_t max, q_mail_group_cb group, void *group_arg,
+                           q_mail_cb cb, void *arg, size_t *claimed,
+                           char *err, size_t errlen);
+
+/* Claim the oldest due mail delivery whose partner is not in
+ * skip[0..nskip-1]: queue_mail_claim_batch with max 1. */
 int queue_mail_claim(struct queue *q, int64_t now_ms, int64_t lease_ms,
                      const char *const *skip, size_t nskip,
                      q_mail_cb cb, void *arg, char *err, size_t errlen);
 
-/* The outcome of a claimed delivery: state Q_DELIVERED, Q_DEFERRED (then
- * next_ms is when to try again) or Q_DEAD; error (may be NULL) is kept as
- * the last error (the server's reply: code and text).  Applies only if
- * the delivery is still sending (an operator may have moved it):
- * otherwise Q_NOTFOUND and nothing changes. */
+/* The outcome of one claimed delivery. */
+struct q_mail_outcome {
+    int64_t delivery_id;
+    int state;                 /* Q_DELIVERED, Q_DEFERRED or Q_DEAD */
+    int64_t next_ms;           /* Q_DEFERRED: when to try again */
+    const char *error;         /* kept as the last error (the server's
+                                  reply: code and text); may be NULL */
+    int result;                /* set by the call: Q_OK, or Q_NOTFOUND if
+                                  the delivery was no longer sending */
+};
+
+/* Record o[0..n-1] in one transaction.  An outcome applies only if its
+ * delivery is still sending (an operator may have moved it): otherwise
+ * its result is Q_NOTFOUND and that delivery is left as it is.  Q_OK when
+ * the transaction committed (each result says what became of its
+ * outcome); Q_ERR when nothing was recorded (an outcome that is not one,
+ * or the store failed). */
+int queue_mail_done_batch(struct queue *q, struct q_mail_outcome *o,
+                          size_t n, char *err, size_t errlen);
+
+/* One outcome: queue_mail_done_batch with n 1; returns Q_OK, Q_NOTFOUND
+ * (no longer sending) or Q_ERR. */
 int queue_mail_done(struct queue *q, int64_t delivery_id, int state,
                     int64_t next_ms, const char *error,
                     char *err, size_t errlen);

@@ -45,7 +45,9 @@
  *      next_attempt_ms: pull deliveries 0; mail deliveries waiting or
  *      deferred: when due; sending: when the claim's lease ends; held and
  *      final: 0.  Due mail is claimed smallest next_attempt_ms first,
- *      read in that order from the delivery_due index.
+ *      read in that order from the delivery_due index, in batches of one
+ *      caller-defined group (a relay) per transaction; their outcomes are
+ *      recorded in one transaction too.
  *
  *      Invariants: a final state is never left by queue_ack (a second
  *      acknowledgement is a no-op); every state change writes one event row
@@ -84,6 +86,7 @@
 
 #define Q_SCHEMA_VERSION   2
 #define CLAIM_TRIES        64   /* picks lost to other claimers */
+#define CLAIM_LOOKAHEAD  1024   /* rows of other groups a batch looks past */
 #define Q_BUSY_TIMEOUT_MS  10000
 #define Q_SHA256_LEN       32
 
@@ -947,7 +950,7 @@ queue_open(struct queue **qp, const char *path, int readonly,
      * cache each keeps the daemon's memory bounded. */
     if (exec_sql(q, "PRAGMA foreign_keys=ON", "enable foreign keys", err,
                  errlen) != Q_OK ||
-        exec_sql(q, "PRAGMA cache_size=-512", "set cache size", err,
+        exec_sql(q, "PRAGMA cache_size=-256", "set cache size", err,
                  errlen) != Q_OK)
         goto out;
     if (q->readonly) {
@@ -2191,27 +2194,64 @@ mail_copy(struct queue *q, sqlite3_stmt *st, sqlite3_int64 id,
     return Q_OK;
 }
 
-/* mail_pick - the oldest due mail delivery whose partner is not skipped */
+/* The picks of one claim: what the due scan found, then what was taken. */
+struct claim_item {
+    sqlite3_int64 id;
+    int attempts;                      /* after the take */
+    struct q_mail m;                   /* after the copy; points into buf */
+    unsigned char *buf;
+};
+
+/* The caller's grouping, remembered for a run of rows of one partner (the
+ * due scan meets a backlog in such runs). */
+struct group_memo {
+    q_mail_group_cb fn;
+    void *arg;
+    char partner[Q_PARTNER_MAX];
+    int group;
+    int known;
+};
+
 static int
-mail_pick(struct queue *q, int64_t now, const char *const *skip,
-          size_t nskip, sqlite3_int64 *id, char *err, size_t errlen)
+group_of(struct group_memo *g, const char *partner)
+{
+    size_t len;
+
+    if (g->fn == NULL)
+        return 0;
+    if (g->known && strcmp(g->partner, partner) == 0)
+        return g->group;
+    g->group = g->fn(g->arg, partner);
+    len = strlen(partner);
+    g->known = len < sizeof(g->partner);
+    if (g->known)
+        memcpy(g->partner, partner, len + 1);
+    return g->group;
+}
+
+/* mail_pick - the oldest due mail delivery whose group is not negative,
+ * then the next due ones of its group, up to max; rows of other groups
+ * are passed over, but only CLAIM_LOOKAHEAD of them once the first is
+ * found (the batch is what is due near it, not a walk of the backlog).
+ * it[0..*n-1].id in due order. */
+static int
+mail_pick(struct queue *q, int64_t now, struct group_memo *g, size_t max,
+          struct claim_item *it, size_t *n, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    const char *partner;
-    int result = Q_ERR, rc;
-    size_t i;
+    size_t passed = 0;
+    int result = Q_ERR, rc = SQLITE_DONE, want = -1, grp;
 
-    *id = 0;
+    *n = 0;
     if (stmt_get(q, ST_MAIL_DUE, &st, err, errlen) != Q_OK)
         goto out;
     sqlite3_bind_int64(st, 1, now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        partner = col_text(st, 2);
-        for (i = 0; i < nskip; i++)
-            if (skip[i] != NULL && strcmp(skip[i], partner) == 0)
-                break;
-        if (i == nskip) {
-            *id = sqlite3_column_int64(st, 1);
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        grp = group_of(g, col_text(st, 2));
+        if (grp >= 0 && (want < 0 || grp == want)) {
+            want = grp;
+            it[(*n)++].id = sqlite3_column_int64(st, 1);
+        } else if (want >= 0 && ++passed >= CLAIM_LOOKAHEAD) {
             break;
         }
     }
@@ -2219,7 +2259,7 @@ mail_pick(struct queue *q, int64_t now, const char *const *skip,
         q_fail(q, rc, "find due mail", err, errlen);
         goto out;
     }
-    result = *id != 0 ? Q_OK : Q_NOTFOUND;
+    result = *n > 0 ? Q_OK : Q_NOTFOUND;
 out:
     stmt_done(st);
     return result;
@@ -2260,34 +2300,97 @@ out:
     return result;
 }
 
-int
-queue_mail_claim(struct queue *q, int64_t now, int64_t lease_ms,
-                 const char *const *skip, size_t nskip,
-                 q_mail_cb cb, void *arg, char *err, size_t errlen)
+/* mail_take_all - in the open transaction, take every pick that is still
+ * due; the ones moved since the pick (another claimer, the operator) drop
+ * out of it[], the others keep their order.  Q_NOTFOUND: none left. */
+static int
+mail_take_all(struct queue *q, struct claim_item *it, size_t *n, int64_t now,
+              int64_t lease_end, int64_t at, char *err, size_t errlen)
 {
-    int tries;
-    struct q_mail m;
-    sqlite3_stmt *st = NULL;
-    sqlite3_int64 id = 0;
-    unsigned char *buf = NULL;
-    int64_t at = now_ms();
-    char note[32];
-    int result = Q_ERR, began = 0, rc, attempts = 0, r;
+    size_t i, kept = 0;
+    int r;
 
+    for (i = 0; i < *n; i++) {
+        r = mail_take(q, it[i].id, now, lease_end, at, &it[i].attempts, err,
+                      errlen);
+        if (r == Q_ERR)
+            return Q_ERR;
+        if (r == Q_OK)
+            it[kept++] = it[i];
+    }
+    *n = kept;
+    return kept > 0 ? Q_OK : Q_NOTFOUND;
+}
+
+/* mail_load - in the open transaction: the claim of it goes into the
+ * history, and its row (with the certificate) is copied out */
+static int
+mail_load(struct queue *q, struct claim_item *it, int64_t at, char *err,
+          size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    char note[32];
+    int result = Q_ERR, rc;
+
+    snprintf(note, sizeof(note), "attempt %d", it->attempts);
+    if (event_add(q, it->id, at, Q_SENDING, note, (int)strlen(note), err,
+                  errlen) != Q_OK)
+        goto out;
+    if (stmt_get(q, ST_MAIL_GET, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, it->id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            q_failx(q, err, errlen, "store: claimed mail delivery %lld has "
+                    "no certificate", (long long)it->id);
+        else
+            q_fail(q, rc, "read claimed mail", err, errlen);
+        goto out;
+    }
+    result = mail_copy(q, st, it->id, &it->m, &it->buf, err, errlen);
+out:
+    stmt_done(st);
+    return result;
+}
+
+int
+queue_mail_claim_batch(struct queue *q, int64_t now, int64_t lease_ms,
+                       size_t max, q_mail_group_cb group, void *group_arg,
+                       q_mail_cb cb, void *arg, size_t *claimed, char *err,
+                       size_t errlen)
+{
+    struct group_memo g;
+    struct claim_item *it = NULL;
+    int64_t at = now_ms();
+    size_t n = 0, i;
+    int result = Q_ERR, began = 0, tries, r;
+
+    if (claimed != NULL)
+        *claimed = 0;
     if (now <= 0 || lease_ms < 0 || lease_ms > INT64_MAX - now) {
         q_failx(q, err, errlen, "store: claim without a valid time or "
                 "lease");
         goto out;
     }
-    if (nskip > 0 && skip == NULL) {
-        q_failx(q, err, errlen, "store: claim with a missing skip list");
+    if (max < 1 || max > Q_MAIL_BATCH_MAX) {
+        q_failx(q, err, errlen, "store: a claim takes 1 to %d deliveries, "
+                "not %zu", Q_MAIL_BATCH_MAX, max);
         goto out;
     }
+    it = calloc(max, sizeof(*it));
+    if (it == NULL) {
+        q_failx(q, err, errlen, "store: out of memory");
+        goto out;
+    }
+    memset(&g, 0, sizeof(g));
+    g.fn = group;
+    g.arg = group_arg;
     /* Pick with a plain read (a long skipped backlog must not be walked
-     * under the write lock), then take it only if it is still due; if
-     * another claimer took it meanwhile, pick again. */
+     * under the write lock), then take what is still due; if other
+     * claimers took all of it meanwhile, pick again. */
     for (tries = 0;; tries++) {
-        r = mail_pick(q, now, skip, nskip, &id, err, errlen);
+        r = mail_pick(q, now, &g, max, it, &n, err, errlen);
         if (r != Q_OK) {
             result = r;
             goto out;
@@ -2295,7 +2398,7 @@ queue_mail_claim(struct queue *q, int64_t now, int64_t lease_ms,
         if (tx_begin(q, err, errlen) != Q_OK)
             goto out;
         began = 1;
-        r = mail_take(q, id, now, now + lease_ms, at, &attempts, err, errlen);
+        r = mail_take_all(q, it, &n, now, now + lease_ms, at, err, errlen);
         if (r == Q_OK)
             break;
         began = 0;
@@ -2305,35 +2408,152 @@ queue_mail_claim(struct queue *q, int64_t now, int64_t lease_ms,
             goto out;
         }
     }
-    snprintf(note, sizeof(note), "attempt %d", attempts);
-    if (event_add(q, id, at, Q_SENDING, note, (int)strlen(note), err,
-                  errlen) != Q_OK)
-        goto out;
-    if (stmt_get(q, ST_MAIL_GET, &st, err, errlen) != Q_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        if (rc == SQLITE_DONE)
-            q_failx(q, err, errlen, "store: claimed mail delivery %lld has "
-                    "no certificate", (long long)id);
-        else
-            q_fail(q, rc, "read claimed mail", err, errlen);
-        goto out;
-    }
-    if (mail_copy(q, st, id, &m, &buf, err, errlen) != Q_OK)
-        goto out;
-    stmt_done(st);
-    st = NULL;
+    /* Everything is copied before the commit, so that no read transaction
+     * stays open while the callbacks send it. */
+    for (i = 0; i < n; i++)
+        if (mail_load(q, &it[i], at, err, errlen) != Q_OK)
+            goto out;
     began = 0;
     if (tx_commit(q, err, errlen) != Q_OK)
         goto out;
-    if (cb != NULL)
-        cb(arg, &m);
+    if (claimed != NULL)
+        *claimed = n;
+    for (i = 0; cb != NULL && i < n; i++)
+        cb(arg, &it[i].m);
+    result = Q_OK;
+out:
+    for (i = 0; it != NULL && i < max; i++)
+        free(it[i].buf);
+    free(it);
+    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
+                  !sqlite3_get_autocommit(q->db)))
+        tx_rollback(q);
+    return result;
+}
+
+struct skip_list {
+    const char *const *partner;
+    size_t n;
+};
+
+/* skip_group - queue_mail_claim's grouping: skipped partners or group 0 */
+static int
+skip_group(void *arg, const char *partner)
+{
+    const struct skip_list *s = arg;
+    size_t i;
+
+    for (i = 0; i < s->n; i++)
+        if (s->partner[i] != NULL && strcmp(s->partner[i], partner) == 0)
+            return -1;
+    return 0;
+}
+
+int
+queue_mail_claim(struct queue *q, int64_t now, int64_t lease_ms,
+                 const char *const *skip, size_t nskip,
+                 q_mail_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct skip_list s = { skip, nskip };
+
+    if (nskip > 0 && skip == NULL)
+        return q_failx(q, err, errlen, "store: claim with a missing skip "
+                       "list");
+    return queue_mail_claim_batch(q, now, lease_ms, 1, skip_group, &s, cb,
+                                  arg, NULL, err, errlen);
+}
+
+/* outcome_check - o is something a push worker may record */
+static int
+outcome_check(struct queue *q, const struct q_mail_outcome *o, char *err,
+              size_t errlen)
+{
+    if (o->state != Q_DELIVERED && o->state != Q_DEFERRED &&
+        o->state != Q_DEAD)
+        return q_failx(q, err, errlen, "store: %s is not a mail outcome",
+                       q_state_name(o->state));
+    if (o->state == Q_DEFERRED && o->next_ms <= 0)
+        return q_failx(q, err, errlen, "store: deferred mail needs the time "
+                       "of the next attempt");
+    return Q_OK;
+}
+
+/* mail_record - in the open transaction: o's delivery takes its outcome
+ * if it is still sending (o->result says whether it was) */
+static int
+mail_record(struct queue *q, struct q_mail_outcome *o, int64_t at,
+            char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    const char *error = o->error != NULL ? o->error : "", *note;
+    int64_t next = o->state == Q_DEFERRED ? o->next_ms : 0;
+    int result = Q_ERR, rc, elen, nlen;
+
+    elen = text_cut(error, Q_ERROR_MAX - 1);
+    note = error;
+    nlen = elen;
+    if (elen == 0 && o->state == Q_DELIVERED) {
+        note = "delivered";
+        nlen = 9;
+    }
+    if (stmt_get(q, ST_MAIL_DONE, &st, err, errlen) != Q_OK)
+        goto out;
+    sqlite3_bind_int(st, 1, o->state);
+    sqlite3_bind_int64(st, 2, next);
+    sqlite3_bind_text(st, 3, error, elen, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, at);
+    sqlite3_bind_int64(st, 5, o->delivery_id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        q_fail(q, rc, "record the mail outcome", err, errlen);
+        goto out;
+    }
+    if (sqlite3_changes(q->db) == 0) {
+        o->result = Q_NOTFOUND;
+        result = Q_OK;
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+    if (event_add(q, o->delivery_id, at, o->state, note, nlen, err,
+                  errlen) != Q_OK)
+        goto out;
+    o->result = Q_OK;
     result = Q_OK;
 out:
     stmt_done(st);
-    free(buf);
+    return result;
+}
+
+int
+queue_mail_done_batch(struct queue *q, struct q_mail_outcome *o, size_t n,
+                      char *err, size_t errlen)
+{
+    int64_t at = now_ms();
+    int result = Q_ERR, began = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        o[i].result = Q_ERR;
+    for (i = 0; i < n; i++)
+        if (outcome_check(q, &o[i], err, errlen) != Q_OK)
+            goto out;
+    if (n == 0)
+        return Q_OK;
+    if (tx_begin(q, err, errlen) != Q_OK)
+        goto out;
+    began = 1;
+    for (i = 0; i < n; i++)
+        if (mail_record(q, &o[i], at, err, errlen) != Q_OK)
+            goto out;
+    began = 0;
+    if (tx_commit(q, err, errlen) != Q_OK)
+        goto out;
+    result = Q_OK;
+out:
+    if (result != Q_OK)
+        for (i = 0; i < n; i++)
+            o[i].result = Q_ERR;
     if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
                   !sqlite3_get_autocommit(q->db)))
         tx_rollback(q);
@@ -2344,66 +2564,16 @@ int
 queue_mail_done(struct queue *q, int64_t delivery_id, int state,
                 int64_t next, const char *error, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t at = now_ms();
-    const char *note;
-    int result = Q_ERR, began = 0, rc, elen, nlen;
+    struct q_mail_outcome o;
+    int r;
 
-    if (state != Q_DELIVERED && state != Q_DEFERRED && state != Q_DEAD) {
-        q_failx(q, err, errlen, "store: %s is not a mail outcome",
-                q_state_name(state));
-        goto out;
-    }
-    if (state == Q_DEFERRED && next <= 0) {
-        q_failx(q, err, errlen, "store: deferred mail needs the time of "
-                "the next attempt");
-        goto out;
-    }
-    if (state != Q_DEFERRED)
-        next = 0;
-    if (error == NULL)
-        error = "";
-    elen = text_cut(error, Q_ERROR_MAX - 1);
-    note = error;
-    nlen = elen;
-    if (elen == 0 && state == Q_DELIVERED) {
-        note = "delivered";
-        nlen = 9;
-    }
-    if (tx_begin(q, err, errlen) != Q_OK)
-        goto out;
-    began = 1;
-    if (stmt_get(q, ST_MAIL_DONE, &st, err, errlen) != Q_OK)
-        goto out;
-    sqlite3_bind_int(st, 1, state);
-    sqlite3_bind_int64(st, 2, next);
-    sqlite3_bind_text(st, 3, error, elen, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, at);
-    sqlite3_bind_int64(st, 5, delivery_id);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE) {
-        q_fail(q, rc, "record the mail outcome", err, errlen);
-        goto out;
-    }
-    if (sqlite3_changes(q->db) == 0) {
-        result = Q_NOTFOUND;
-        goto out;
-    }
-    stmt_done(st);
-    st = NULL;
-    if (event_add(q, delivery_id, at, state, note, nlen, err, errlen) !=
-        Q_OK)
-        goto out;
-    began = 0;
-    if (tx_commit(q, err, errlen) != Q_OK)
-        goto out;
-    result = Q_OK;
-out:
-    stmt_done(st);
-    if (began || (result == Q_ERR && q != NULL && q->db != NULL &&
-                  !sqlite3_get_autocommit(q->db)))
-        tx_rollback(q);
-    return result;
+    memset(&o, 0, sizeof(o));
+    o.delivery_id = delivery_id;
+    o.state = state;
+    o.next_ms = next;
+    o.error = error;
+    r = queue_mail_done_batch(q, &o, 1, err, errlen);
+    return r != Q_OK ? r : o.result;
 }
 
 /* op_step - bind the shared parameters (as far as st has them: ?1 cert_id

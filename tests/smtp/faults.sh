@@ -18,6 +18,12 @@
 #   relay down past retry.max_age            dead: "gave up after N attempts"
 #   SMTP AUTH from auth_file                 delivered, authenticated, the
 #                                            password in no log and no store
+#   a batch of 6 in one session, the relay   the 2 acknowledged delivered, the
+#   exits after 2 (smtp-sink -M 3)           rest deferred, then delivered;
+#                                            none sent twice once acknowledged
+#   a batch of 6 in one session, a scripted  each as its own reply says (250,
+#   relay answers "." with 451/554/452       451, 554 dead, 452), then each
+#   for some                                 delivered exactly once
 #
 # Nothing is lost: every certificate handed in ends delivered or dead.
 # Duplicates (dumps with the same Message-ID) are counted per case: a
@@ -28,7 +34,7 @@
 # KEEP=1 keeps the temporary directory; ECERTD, ECERTCTL, SMTP_SINK and
 # SAMPLES override the defaults.  Prints "ok N - ..." / "not ok N - ..."
 # per check and a last line "smtp: P passed, F failed"; exits 1 if any
-# check failed.  Takes about 80 seconds (retry.max_age = 60 is the
+# check failed.  Takes about 90 seconds (retry.max_age = 60 is the
 # configuration's minimum).
 
 set -u
@@ -623,6 +629,252 @@ if submit AR; then
 else
     not_ok "auth: ecertctl submit (AR)" "rc=$SUBMIT_RC $(cat "$W/submit.err")"
 fi
+
+# ==== batches: several messages in one session ========================================
+
+# With the daemon stopped, certificates pile up; when it starts, one worker
+# claims them all in one batch (mail.batch = 32) and sends them over one
+# SMTP session.  Each message must end as its own replies say, whatever
+# happens to the others, and each must in the end be delivered exactly
+# once as far as the store is concerned (one "delivered" record, and one
+# copy the relay acknowledged).
+
+# first_outcome TRACKING PARTNER: "STATE|NOTE" of the outcome recorded for
+# the first attempt (the history is: created, attempt 1, its outcome, ...).
+first_outcome() {
+    sqlite3 -cmd '.timeout 5000' "$DB" \
+        "SELECT CASE e.state WHEN 3 THEN 'delivered' WHEN 2 THEN 'deferred'
+                WHEN 7 THEN 'dead' ELSE e.state END || '|' || e.note
+           FROM event e JOIN delivery d ON d.id = e.delivery_id
+           JOIN certificate c ON c.id = d.cert_id
+          WHERE c.tracking = '$1' AND d.partner = '$2' AND d.channel = 2
+          ORDER BY e.id LIMIT 1 OFFSET 2;" 2>&1
+}
+
+# delivered_records TRACKING PARTNER: how many times the store recorded
+# its smtp delivery as delivered.
+delivered_records() {
+    sqlite3 -cmd '.timeout 5000' "$DB" \
+        "SELECT count(*) FROM event e JOIN delivery d ON d.id = e.delivery_id
+           JOIN certificate c ON c.id = d.cert_id
+          WHERE c.tracking = '$1' AND d.partner = '$2' AND d.channel = 2
+            AND e.state = 3;" 2>&1
+}
+
+# wait_first_outcomes SECS TRACKING...: until each has its first outcome.
+wait_first_outcomes() {
+    local end=$(( $(now_ms) + $1 * 1000 )) t
+    shift
+    while :; do
+        for t in "$@"; do
+            [ -n "$(first_outcome "$t" ec-nppo)" ] || break
+        done
+        [ -n "$(first_outcome "$t" ec-nppo)" ] && return 0
+        [ "$(now_ms)" -ge "$end" ] && return 1
+        sleep "$POLL"
+    done
+}
+
+stop_daemon() {
+    local i
+    [ -n "$DPID" ] || return 0
+    kill -TERM "$DPID" 2>/dev/null
+    for i in $(seq 1 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$DPID" 2>/dev/null; then
+        kill -KILL "$DPID" 2>/dev/null
+        wait "$DPID" 2>/dev/null
+        DPID=
+        return 1
+    fi
+    wait "$DPID" 2>/dev/null
+    DPID=
+}
+
+# batch_submit N: stop the daemon, hand in N certificates for EC; BTRK[],
+# BNUM[] in hand-in (= due) order.
+batch_submit() {
+    local i
+    BTRK=()
+    BNUM=()
+    stop_daemon || not_ok "batch: ecertd stops on SIGTERM" "$(tail -n 5 "$DLOG")"
+    for i in $(seq 1 "$1"); do
+        if submit EC; then
+            BTRK+=("$TRK")
+            BNUM+=("$NUM")
+            NUMBER_OF[$TRK]=$NUM
+        else
+            not_ok "batch: ecertctl submit" "rc=$SUBMIT_RC $(cat "$W/submit.err")"
+        fi
+    done
+}
+
+# batch_final NAME: every one of BTRK[] but those whose index is in BDEAD
+# ends delivered and recorded delivered exactly once (BDEAD ones: dead,
+# never recorded delivered).
+batch_final() {
+    local name=$1 i t bad="" r
+    for i in "${!BTRK[@]}"; do
+        t=${BTRK[$i]}
+        if [[ " ${BDEAD:-} " == *" $i "* ]]; then
+            wait_state "$t" ec-nppo dead 1
+            r=$(delivered_records "$t" ec-nppo)
+            [ "$M_STATE:$r" = dead:0 ] || bad="$bad #$((i + 1))=$M_STATE/$r"
+            continue
+        fi
+        wait_state "$t" ec-nppo delivered 15
+        r=$(delivered_records "$t" ec-nppo)
+        [ "$M_STATE:$r" = delivered:1 ] || bad="$bad #$((i + 1))=$M_STATE/$r"
+    done
+    check "$name: in the end each is delivered and recorded delivered exactly once" \
+        "state/delivered records:${bad}" test -z "$bad"
+}
+
+# batch_copies NAME WANT DIRS...: the copies of each of BTRK[] in DIRS
+# (the copies the relays acknowledged), as " #1=N #2=N ...", are WANT.
+batch_copies() {
+    local name=$1 want=$2 i got=""
+    shift 2
+    sleep 0.3                  # let a sink finish writing its dump
+    for i in "${!BTRK[@]}"; do
+        got="$got #$((i + 1))=$(count_dumps "${BTRK[$i]}" ec-nppo "$@")"
+    done
+    check "$name: acknowledged copies per message:$want" "got:$got" test "$got" = "$want"
+}
+
+# --- the relay hangs up part-way: smtp-sink -M 3 takes two messages, then
+# exits while the third one's "." waits for its answer.
+BDIR=$T/fault-batch-drop
+batch_submit 6
+if restart_sink 1 "$BDIR" -M 3 && start_daemon &&
+   wait_first_outcomes 15 "${BTRK[@]}"; then
+    got=""
+    for i in "${!BTRK[@]}"; do
+        o=$(first_outcome "${BTRK[$i]}" ec-nppo)
+        got="$got #$((i + 1))=${o%%|*}"
+    done
+    check "batch drop: first attempt exact per message (2 delivered, the rest deferred)" \
+        "$got" test "$got" = " #1=delivered #2=delivered #3=deferred #4=deferred #5=deferred #6=deferred"
+    o=$(first_outcome "${BTRK[2]}" ec-nppo)
+    check "batch drop: #3 (sent, \".\" unanswered): ${o#*|}" "$o" \
+        eval '[[ $o == "deferred|DATA: no reply"* ]]'
+    o=$(first_outcome "${BTRK[3]}" ec-nppo)
+    check "batch drop: #4 (after the hang-up): ${o#*|}" "$o" \
+        eval '[[ $o == *"no reply to MAIL FROM"* ]]'
+    n=$(sed -n '/^# ---- start.*-M 3/,$p' "$T/sink1.log" | grep -c 'connect (AF_INET')
+    check "batch drop: the six went over one session ($n connection)" \
+        "$(sed -n '/^# ---- start.*-M 3/,$p' "$T/sink1.log" | grep -i -m5 connect)" test "$n" = 1
+    n=$(ls -A "$BDIR" | wc -l)
+    check "batch drop: the sink kept the text of #1-#3 only ($n dumps)" "$(ls "$BDIR")" test "$n" = 3
+else
+    not_ok "batch drop: six deliveries claimed together get their first outcomes" \
+        "$(tail -n 5 "$DLOG")"
+fi
+restart_sink 1 "$ACCEPT1"
+BDEAD=
+batch_final "batch drop"
+# #1 and #2 were acknowledged by the fault sink and never sent again; #3
+# reached it too, unacknowledged (its dump, not a delivery), so it and the
+# rest came through once each after the hang-up.
+batch_copies "batch drop (fault sink)" " #1=1 #2=1 #3=1 #4=0 #5=0 #6=0" "$BDIR"
+batch_copies "batch drop (after it)" " #1=0 #2=0 #3=1 #4=1 #5=1 #6=1" "$ACCEPT1"
+row "batch of 6, relay exits after 2" "2 delivered, 4 deferred, then delivered" "exactly 1 accepted each"
+
+# --- the relay refuses part-way: a scripted relay answers each message's
+# "." by its certificate number: 451 for #2, 554 for #4, 452 for #5, 250
+# for the others, all in the same session.
+cat >"$T/fault-relay.py" <<'PYEOF'
+import os, re, socket, sys
+port, dump, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+rules = dict(r.split("=", 1) for r in sys.argv[4:])
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(8)
+session = 0
+while True:
+    conn, _ = srv.accept()
+    session += 1
+    f = conn.makefile("rb")
+    say = lambda s: conn.sendall(s.encode() + b"\r\n")
+    say("220 fault-relay ESMTP")
+    while True:
+        line = f.readline()
+        if not line:
+            break
+        cmd = line[:4].upper()
+        if cmd in (b"EHLO", b"HELO"):
+            say("250-fault-relay\r\n250 PIPELINING")
+        elif cmd in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+            say("250 2.0.0 Ok")
+        elif cmd == b"DATA":
+            say("354 go ahead")
+            text = []
+            while True:
+                l = f.readline()
+                if not l or l == b".\r\n":
+                    break
+                text.append(l)
+            if not l:
+                break
+            text = b"".join(text)
+            m = re.search(rb"^X-ECert-Number: *(\S+)", text, re.M | re.I)
+            num = m.group(1).decode() if m else "?"
+            reply = rules.get(num, "250 2.0.0 Ok: queued")
+            if reply.startswith("2"):
+                with open(os.path.join(dump, "%d.%s" % (session, num)), "wb") as d:
+                    d.write(text)
+            with open(log, "a") as d:
+                d.write("%d %s %s\n" % (session, num, reply.split()[0]))
+            say(reply)
+        elif cmd == b"QUIT":
+            say("221 2.0.0 Bye")
+            break
+        else:
+            say("502 5.5.2 what?")
+    conn.close()
+PYEOF
+BDIR=$T/fault-batch-mixed
+mkdir -p "$BDIR"
+batch_submit 6
+stop_sink 1
+"$PY" "$T/fault-relay.py" "${SINK_PORT[1]}" "$BDIR" "$T/fault-relay.log" \
+    "${BNUM[1]}=451 4.3.0 ecert-test batch later" \
+    "${BNUM[3]}=554 5.6.0 ecert-test batch refused" \
+    "${BNUM[4]}=452 4.3.1 ecert-test batch full" >>"$T/sink1.log" 2>&1 &
+SINK_PID[1]=$!
+if wait_port "${SINK_PORT[1]}" 5 "${SINK_PID[1]}" && start_daemon &&
+   wait_first_outcomes 15 "${BTRK[@]}"; then
+    got=""
+    for i in "${!BTRK[@]}"; do
+        o=$(first_outcome "${BTRK[$i]}" ec-nppo)
+        got="$got #$((i + 1))=$o"
+    done
+    want=" #1=delivered|DATA: 250 2.0.0 Ok: queued #2=deferred|DATA: 451 4.3.0 ecert-test batch later"
+    want="$want #3=delivered|DATA: 250 2.0.0 Ok: queued #4=dead|DATA: 554 5.6.0 ecert-test batch refused"
+    want="$want #5=deferred|DATA: 452 4.3.1 ecert-test batch full #6=delivered|DATA: 250 2.0.0 Ok: queued"
+    check "batch mixed: first attempt exact per message, reply kept" "$got" test "$got" = "$want"
+    s1=$(awk '$1 == 1 { printf " %s=%s", $2, $3 }' "$T/fault-relay.log")
+    want=$(printf ' %s=250 %s=451 %s=250 %s=554 %s=452 %s=250' "${BNUM[@]}")
+    check "batch mixed: the relay's first session carried all six, in due order" \
+        "first session:$s1" test "$s1" = "$want"
+    mail_info "${BTRK[3]}" ec-nppo
+    check "batch mixed: #4 (554) is dead at once" "state=$M_STATE attempts=$M_ATT" \
+        test "$M_STATE:$M_ATT" = dead:1
+else
+    not_ok "batch mixed: six deliveries claimed together get their first outcomes" \
+        "$(tail -n 5 "$DLOG")"
+fi
+# The two deferred ones keep being refused by this relay; then a plain one.
+wait_state "${BTRK[1]}" ec-nppo deferred 10 2 &&
+    check "batch mixed: #2 retried on its own, refused again (attempts $M_ATT)" \
+        "last_error=$M_ERR" eval '[[ $M_ERR == *"451 4.3.0 ecert-test batch later" ]]' ||
+    not_ok "batch mixed: #2 retried on its own" "state=$M_STATE attempts=$M_ATT"
+restart_sink 1 "$ACCEPT1"
+BDEAD=" 3 "
+batch_final "batch mixed"
+BDEAD=
+batch_copies "batch mixed" " #1=1 #2=1 #3=1 #4=0 #5=1 #6=1" "$BDIR" "$ACCEPT1"
+row "batch of 6, 451/554/452 part-way" "each as its reply says; 554 dead" "exactly 1 accepted each"
 
 # ==== 5xx deliveries are not retried on their own ====================================
 

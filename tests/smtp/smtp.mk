@@ -6,8 +6,9 @@
 #   make smtp-faults   tests/smtp/faults.sh: each SMTP fault played by
 #                      Postfix's smtp-sink (4xx/5xx at each command,
 #                      disconnects, stalls past mail.timeout, STARTTLS
-#                      missing, relay down past max_age, relay AUTH);
-#                      about 80 seconds.  Needs smtp-sink (Debian: postfix),
+#                      missing, relay down past max_age, relay AUTH,
+#                      batches refused or cut off part-way);
+#                      about 90 seconds.  Needs smtp-sink (Debian: postfix),
 #                      openssl, sqlite3, python3 and ss.
 #
 # KEEP=1 keeps the temporary directory; ECERTD, ECERTCTL, SMTP_SINK and

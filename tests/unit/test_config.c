@@ -1112,6 +1112,7 @@ static void test_mail_defaults(void **state)
     assert_int_equal(c->retry_max_age, 172800);
     assert_int_equal(c->mail_timeout, 60);
     assert_int_equal(c->mail_workers, 4);
+    assert_int_equal(c->mail_batch, 32);
     assert_null(c->sign_chain);
     assert_int_equal(c->nrelays, 3);
     config_free(c);
@@ -1466,7 +1467,7 @@ static void test_mail_relays(void **state)
     free(t);
     expect_medit("relays = (", "relays = 5; x = (",
                  ":19: unknown key 'x' in mail (allowed: sender, ehlo, "
-                 "signing, relay, relays, retry, timeout, workers)");
+                 "signing, relay, relays, retry, timeout, workers, batch)");
     t = medit("  relays = (\n", "  relays = { x = 1; };\n");
     {
         char *t2 = replace(t, "    { name = \"ec-relay\"; host = "
@@ -1548,6 +1549,44 @@ static void test_mail_retry(void **state)
     free(t);
 }
 
+/* mail.batch: deliveries a push worker claims and sends in one session */
+static void test_mail_batch(void **state)
+{
+    struct config *c;
+    char *t;
+
+    (void)state;
+    c = load_ok(mbase);                      /* not given: the default */
+    assert_int_equal(c->mail_batch, 32);
+    config_free(c);
+    t = medit("workers = 8;", "workers = 8;\n  batch = 1;");
+    c = load_ok(t);
+    free(t);
+    assert_int_equal(c->mail_batch, 1);
+    config_free(c);
+    t = medit("workers = 8;", "workers = 8; batch = 256;");
+    c = load_ok(t);
+    free(t);
+    assert_int_equal(c->mail_batch, CFG_MAIL_BATCH_MAX);
+    assert_int_equal(c->mail_workers, 8);
+    config_free(c);
+    expect_medit("workers = 8;", "workers = 8; batch = 0;",
+                 ":25: mail.batch = 0 is out of range 1..256");
+    expect_medit("workers = 8;", "workers = 8; batch = 257;",
+                 ":25: mail.batch = 257 is out of range 1..256");
+    expect_medit("workers = 8;", "workers = 8; batch = -32;",
+                 ":25: mail.batch = -32 is out of range 1..256");
+    expect_medit("workers = 8;", "workers = 8; batch = 8.5;",
+                 ":25: mail.batch must be an integer");
+    expect_medit("workers = 8;", "workers = 8; batch = \"32\";",
+                 ":25: mail.batch must be an integer");
+    /* a partner's mail group has no batch of its own */
+    expect_medit("mail = { to = [ \"pe@pe.example\" ]; };",
+                 "mail = { to = [ \"pe@pe.example\" ]; batch = 4; };",
+                 ":12: unknown key 'batch' in partner 'pe-nppo' mail "
+                 "(allowed: to, certificate, relay)");
+}
+
 static void test_mail_structure(void **state)
 {
     char text[4096], to[1024];
@@ -1565,7 +1604,7 @@ static void test_mail_structure(void **state)
     /* unknown keys */
     expect_medit("timeout = 20;", "timeout = 20; bcc = 1;",
                  ":24: unknown key 'bcc' in mail (allowed: sender, ehlo, "
-                 "signing, relay, relays, retry, timeout, workers)");
+                 "signing, relay, relays, retry, timeout, workers, batch)");
     expect_medit("concurrency = 3;", "concurrency = 3; user = \"u\";",
                  ":18: unknown key 'user' in mail.relay (allowed: host, port, "
                  "starttls, ca, auth_file, concurrency)");
@@ -1600,7 +1639,7 @@ static void test_mail_structure(void **state)
                  ":15: mail.sender must be a string");
     expect_medit("signing = {", "signing = \"x\"; y = {",
                  ":17: unknown key 'y' in mail (allowed: sender, ehlo, "
-                 "signing, relay, relays, retry, timeout, workers)");
+                 "signing, relay, relays, retry, timeout, workers, batch)");
     {
         char *t = medit("signing = { cert = \"../pki/signer.crt\"; key = "
                         "\"../pki/signer.key\"; chain = \"../pki/ca.crt\"; };",
@@ -1671,6 +1710,7 @@ int main(void)
         cmocka_unit_test(test_mail_files),
         cmocka_unit_test(test_mail_relays),
         cmocka_unit_test(test_mail_retry),
+        cmocka_unit_test(test_mail_batch),
         cmocka_unit_test(test_mail_structure),
         cmocka_unit_test(test_null_err_buffer),
     };

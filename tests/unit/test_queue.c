@@ -1345,6 +1345,7 @@ test_mail_skip(void **state)
 struct claimer {
     struct queue *q;
     pthread_barrier_t *start;
+    size_t batch;                    /* 0: one at a time (queue_mail_claim) */
     int64_t now;
     int n, errors;
     int64_t ids[NMAIL];
@@ -1374,8 +1375,13 @@ claimer_run(void *arg)
 
     pthread_barrier_wait(c->start);
     for (;;) {
-        rc = queue_mail_claim(c->q, c->now, 60000, NULL, 0, id_cb, c,
-                              c->err, sizeof(c->err));
+        if (c->batch > 0)
+            rc = queue_mail_claim_batch(c->q, c->now, 60000, c->batch, NULL,
+                                        NULL, id_cb, c, NULL, c->err,
+                                        sizeof(c->err));
+        else
+            rc = queue_mail_claim(c->q, c->now, 60000, NULL, 0, id_cb, c,
+                                  c->err, sizeof(c->err));
         if (rc == Q_NOTFOUND)
             break;
         if (rc != Q_OK) {
@@ -1394,10 +1400,12 @@ cmp_id(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* two threads, each with its own handle, claim until nothing is due
+ * (batch: deliveries per claim, 0 one at a time): every delivery is claimed
+ * exactly once */
 static void
-test_mail_concurrent_claims(void **state)
+concurrent_claims(struct fixture *f, size_t batch)
 {
-    struct fixture *f = *state;
     struct claimer *c = calloc(2, sizeof(*c));
     int64_t *all = calloc(2 * NMAIL, sizeof(*all));
     pthread_barrier_t start;
@@ -1418,6 +1426,7 @@ test_mail_concurrent_claims(void **state)
                                     sizeof(f->err)), Q_OK);
         queue_set_sync(c[i].q, 0);
         c[i].start = &start;
+        c[i].batch = batch;
         c[i].now = wall_ms() + 1000;
     }
     for (i = 0; i < 2; i++)
@@ -1469,6 +1478,18 @@ test_mail_concurrent_claims(void **state)
     }
     free(all);
     free(c);
+}
+
+static void
+test_mail_concurrent_claims(void **state)
+{
+    concurrent_claims(*state, 0);
+}
+
+static void
+test_mail_concurrent_batch_claims(void **state)
+{
+    concurrent_claims(*state, 7);
 }
 
 static void
@@ -1682,6 +1703,337 @@ test_mail_next_due(void **state)
     assert_int_equal(queue_op_hold(f->q, NULL, "ppm", NULL, f->err,
                                    sizeof(f->err)), Q_OK);
     assert_int_equal(next_due(f), 0);
+    free(s);
+}
+
+/* ---- batched claims and outcomes ------------------------------------------ */
+
+/* by_partner - a grouping for the batch claims: ppm 0, ppn 1, and the
+ * partners listed in skip (a NULL-terminated list) not now */
+struct grouping {
+    const char *const *skip;
+    int calls;
+};
+
+static int
+by_partner(void *arg, const char *partner)
+{
+    struct grouping *g = arg;
+    size_t i;
+
+    g->calls++;
+    for (i = 0; g->skip != NULL && g->skip[i] != NULL; i++)
+        if (strcmp(g->skip[i], partner) == 0)
+            return -1;
+    return strcmp(partner, "ppn") == 0 ? 1 : 0;
+}
+
+/* claim_batch - one batch claim of at most max; *n of them, appended to s */
+static int
+claim_batch(struct fixture *f, int64_t now, size_t max, struct grouping *g,
+            struct mails *s, size_t *n)
+{
+    int before = s->n, rc;
+
+    *n = 99;
+    rc = queue_mail_claim_batch(f->q, now, 60000, max, g ? by_partner : NULL,
+                                g, mail_cb, s, n, f->err, sizeof(f->err));
+    assert_int_equal(s->n, before + (int)*n);
+    if (rc == Q_OK)
+        assert_true(*n >= 1 && *n <= max);
+    else
+        assert_int_equal(*n, 0);
+    return rc;
+}
+
+static void
+test_mail_claim_batch(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const skip_m[] = { "ppm", NULL };
+    char a[5][Q_TRACKING_MAX], b[2][Q_TRACKING_MAX], h[Q_TRACKING_MAX],
+         tp[Q_TRACKING_MAX];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct grouping g = { NULL, 0 };
+    struct show *sh;
+    struct dels d;
+    int64_t now;
+    size_t n;
+    int i, held = -1;
+
+    assert_non_null(s);
+    /* in due order: A1 A2 B1 A3 H A4 B2 (A: ppm, B: ppn, H: ppm, held),
+     * and a pull delivery, which no claim ever takes */
+    handin_ok(f, "BP-1", "<pull/>", to_a, 1, tp);
+    mail_handin(f, "BA-1", "ppm", a[0]);
+    mail_handin(f, "BA-2", "ppm", a[1]);
+    mail_handin(f, "BB-1", "ppn", b[0]);
+    mail_handin(f, "BA-3", "ppm", a[2]);
+    mail_handin(f, "BH-1", "ppm", h);
+    mail_handin(f, "BA-4", "ppm", a[3]);
+    mail_handin(f, "BB-2", "ppn", b[1]);
+    assert_int_equal(queue_op_hold(f->q, h, NULL, &held, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(held, 1);
+    now = wall_ms() + 1000;
+
+    /* not a batch size, or no valid time: refused, nothing claimed */
+    assert_int_equal(claim_batch(f, now, 0, &g, s, &n), Q_ERR);
+    assert_false(queue_err_transient(f->q));
+    assert_int_equal(claim_batch(f, now, Q_MAIL_BATCH_MAX + 1, &g, s, &n),
+                     Q_ERR);
+    assert_int_equal(claim_batch(f, 0, 4, &g, s, &n), Q_ERR);
+    list(f, NULL, Q_SENDING, 0, 0, &d);
+    assert_int_equal(d.n, 0);
+
+    /* the oldest due (A1) and the next of its group, past B1 and H */
+    assert_int_equal(claim_batch(f, now, 3, &g, s, &n), Q_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(s->tracking[0], a[0]);
+    assert_string_equal(s->tracking[1], a[1]);
+    assert_string_equal(s->tracking[2], a[2]);
+    for (i = 0; i < 3; i++) {
+        assert_string_equal(s->partner[i], "ppm");
+        assert_int_equal(s->attempts[i], 1);
+        assert_int_equal(s->content_len[i], 4);
+    }
+    assert_memory_equal(s->content[1], "BA-2", 4);
+    /* the group is asked per run of one partner, not per row */
+    assert_true(g.calls <= 4);
+    /* durably sending, under the lease, with the claim in the history */
+    list(f, "ppm", Q_SENDING, 0, 0, &d);
+    assert_int_equal(d.n, 3);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(d.attempts[i], 1);
+        assert_int_equal(d.next_attempt_ms[i], now + 60000);
+    }
+    sh = show(f, a[2]);
+    assert_int_equal(sh->nev, 2);
+    assert_int_equal(sh->ev_state[1], Q_SENDING);
+    assert_string_equal(sh->ev_note[1], "attempt 1");
+    free(sh);
+
+    /* a group not to be claimed now is passed over: ppn's two */
+    g.skip = skip_m;
+    assert_int_equal(claim_batch(f, now, 32, &g, s, &n), Q_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(s->tracking[3], b[0]);
+    assert_string_equal(s->tracking[4], b[1]);
+    assert_int_equal(claim_batch(f, now, 32, &g, s, &n), Q_NOTFOUND);
+    /* then the last of ppm; the held one never */
+    g.skip = NULL;
+    assert_int_equal(claim_batch(f, now, 32, &g, s, &n), Q_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(s->tracking[5], a[3]);
+    assert_int_equal(claim_batch(f, now, 32, &g, s, &n), Q_NOTFOUND);
+    list(f, "ppm", Q_HELD, 0, 0, &d);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.tracking[0], h);
+    assert_int_equal(d.attempts[0], 0);
+    list(f, "ppa", -1, 0, 0, &d);
+    assert_int_equal(d.state[0], Q_WAITING);
+    free(s);
+}
+
+static void
+test_mail_claim_batch_nogroup(void **state)
+{
+    struct fixture *f = *state;
+    char t[6][Q_TRACKING_MAX];
+    struct mails *s = calloc(1, sizeof(*s));
+    int64_t now;
+    size_t n;
+    int i;
+
+    assert_non_null(s);
+    for (i = 0; i < 6; i++) {
+        char num[16];
+
+        snprintf(num, sizeof(num), "NG-%d", i);
+        mail_handin(f, num, i % 2 ? "ppn" : "ppm", t[i]);
+    }
+    now = wall_ms() + 1000;
+    /* no grouping: one group, due order, partners mixed */
+    assert_int_equal(claim_batch(f, now, 4, NULL, s, &n), Q_OK);
+    assert_int_equal(n, 4);
+    for (i = 0; i < 4; i++)
+        assert_string_equal(s->tracking[i], t[i]);
+    /* not yet due at an earlier time: nothing */
+    assert_int_equal(claim_batch(f, 1, 4, NULL, s, &n), Q_NOTFOUND);
+    /* fewer due than max: what there is */
+    assert_int_equal(claim_batch(f, now, Q_MAIL_BATCH_MAX, NULL, s, &n),
+                     Q_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(s->tracking[4], t[4]);
+    assert_string_equal(s->tracking[5], t[5]);
+    assert_int_equal(next_due(f), 0);
+    free(s);
+}
+
+static void
+test_mail_done_batch(void **state)
+{
+    struct fixture *f = *state;
+    char t[5][Q_TRACKING_MAX], num[16];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct q_mail_outcome o[5];
+    struct show *sh;
+    struct dels d;
+    int64_t now, later;
+    size_t n;
+    int i, held = 0;
+
+    assert_non_null(s);
+    for (i = 0; i < 5; i++) {
+        snprintf(num, sizeof(num), "DB-%d", i);
+        mail_handin(f, num, "ppm", t[i]);
+    }
+    now = wall_ms() + 1000;
+    later = now + 600000;
+    assert_int_equal(claim_batch(f, now, 5, NULL, s, &n), Q_OK);
+    assert_int_equal(n, 5);
+    memset(o, 0, sizeof(o));
+    for (i = 0; i < 5; i++)
+        o[i].delivery_id = s->id[i];
+    o[0].state = Q_DELIVERED;
+    o[0].error = "DATA: 250 2.0.0 Ok: queued as 1A";
+    o[1].state = Q_DEFERRED;
+    o[1].next_ms = later;
+    o[1].error = "DATA: 451 4.3.0 try again";
+    o[2].state = Q_DEAD;
+    o[2].error = "DATA: 554 5.6.0 refused";
+    o[3].state = Q_DELIVERED;
+    o[4].state = Q_DEFERRED;                 /* no time: not an outcome */
+
+    /* one bad outcome: nothing of the batch is recorded */
+    o[4].result = 7;
+    assert_int_equal(queue_mail_done_batch(f->q, o, 5, f->err,
+                                           sizeof(f->err)), Q_ERR);
+    assert_false(queue_err_transient(f->q));
+    for (i = 0; i < 5; i++)
+        assert_int_equal(o[i].result, Q_ERR);
+    list(f, "ppm", Q_SENDING, 0, 0, &d);
+    assert_int_equal(d.n, 5);
+    o[4].state = Q_WAITING;
+    assert_int_equal(queue_mail_done_batch(f->q, o, 5, f->err,
+                                           sizeof(f->err)), Q_ERR);
+    list(f, "ppm", Q_SENDING, 0, 0, &d);
+    assert_int_equal(d.n, 5);
+
+    /* the operator holds one while it is sending: its outcome no longer
+     * applies, the others' do, in one transaction */
+    assert_int_equal(queue_op_hold(f->q, t[4], NULL, &held, f->err,
+                                   sizeof(f->err)), Q_OK);
+    assert_int_equal(held, 1);
+    o[4].state = Q_DELIVERED;
+    assert_int_equal(queue_mail_done_batch(f->q, o, 5, f->err,
+                                           sizeof(f->err)), Q_OK);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(o[i].result, Q_OK);
+    assert_int_equal(o[4].result, Q_NOTFOUND);
+    list(f, "ppm", -1, 0, 0, &d);
+    assert_int_equal(d.n, 5);
+    assert_int_equal(d.state[0], Q_DELIVERED);
+    assert_string_equal(d.last_error[0], "DATA: 250 2.0.0 Ok: queued as 1A");
+    assert_int_equal(d.next_attempt_ms[0], 0);
+    assert_int_equal(d.state[1], Q_DEFERRED);
+    assert_int_equal(d.next_attempt_ms[1], later);
+    assert_string_equal(d.last_error[1], "DATA: 451 4.3.0 try again");
+    assert_int_equal(d.state[2], Q_DEAD);
+    assert_string_equal(d.last_error[2], "DATA: 554 5.6.0 refused");
+    assert_int_equal(d.state[3], Q_DELIVERED);
+    assert_string_equal(d.last_error[3], "");
+    assert_int_equal(d.state[4], Q_HELD);
+    sh = show(f, t[3]);
+    assert_int_equal(sh->nev, 3);
+    assert_int_equal(sh->ev_state[2], Q_DELIVERED);
+    assert_string_equal(sh->ev_note[2], "delivered");
+    free(sh);
+    sh = show(f, t[2]);
+    assert_int_equal(sh->nev, 3);
+    assert_string_equal(sh->ev_note[2], "DATA: 554 5.6.0 refused");
+    free(sh);
+    sh = show(f, t[4]);                      /* created, sending, held */
+    assert_int_equal(sh->nev, 3);
+    assert_int_equal(sh->ev_state[2], Q_HELD);
+    free(sh);
+
+    /* recorded once: the same outcomes again apply to nothing */
+    assert_int_equal(queue_mail_done_batch(f->q, o, 4, f->err,
+                                           sizeof(f->err)), Q_OK);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(o[i].result, Q_NOTFOUND);
+    sh = show(f, t[0]);
+    assert_int_equal(sh->nev, 3);
+    free(sh);
+    /* an empty batch is nothing to do */
+    assert_int_equal(queue_mail_done_batch(f->q, o, 0, f->err,
+                                           sizeof(f->err)), Q_OK);
+    free(s);
+}
+
+static void
+test_mail_recover_batch(void **state)
+{
+    struct fixture *f = *state;
+    char t[5][Q_TRACKING_MAX], num[16];
+    struct mails *s = calloc(1, sizeof(*s));
+    struct q_mail_outcome o;
+    struct show *sh;
+    struct dels d;
+    int64_t now, rec;
+    size_t n;
+    int i, k = -1;
+
+    assert_non_null(s);
+    for (i = 0; i < 5; i++) {
+        snprintf(num, sizeof(num), "RB-%d", i);
+        mail_handin(f, num, "ppm", t[i]);
+    }
+    now = wall_ms() + 1000;
+    assert_int_equal(claim_batch(f, now, 5, NULL, s, &n), Q_OK);
+    assert_int_equal(n, 5);
+    /* one outcome recorded, then the process dies with four in flight */
+    memset(&o, 0, sizeof(o));
+    o.delivery_id = s->id[1];
+    o.state = Q_DELIVERED;
+    assert_int_equal(queue_mail_done_batch(f->q, &o, 1, f->err,
+                                           sizeof(f->err)), Q_OK);
+    assert_int_equal(o.result, Q_OK);
+    queue_close(f->q);
+    assert_int_equal(queue_open(&f->q, f->path, 0, f->err, sizeof(f->err)),
+                     Q_OK);
+    queue_set_sync(f->q, 0);
+    rec = now + 50;
+    assert_int_equal(queue_mail_recover(f->q, rec, &k, f->err,
+                                        sizeof(f->err)), Q_OK);
+    assert_int_equal(k, 4);
+    list(f, "ppm", -1, 0, 0, &d);
+    for (i = 0; i < 5; i++) {
+        if (i == 1) {
+            assert_int_equal(d.state[i], Q_DELIVERED);
+            continue;
+        }
+        assert_int_equal(d.state[i], Q_DEFERRED);
+        assert_int_equal(d.next_attempt_ms[i], rec);
+        assert_int_equal(d.attempts[i], 1);
+    }
+    sh = show(f, t[3]);
+    assert_int_equal(sh->nev, 3);
+    assert_string_equal(sh->ev_note[2], "interrupted");
+    free(sh);
+    /* every one of them is claimed again (a second attempt, the same
+     * tracking number and so the same Message-ID); the delivered one not */
+    assert_int_equal(claim_batch(f, rec, 32, NULL, s, &n), Q_OK);
+    assert_int_equal(n, 4);
+    assert_string_equal(s->tracking[5], t[0]);
+    assert_string_equal(s->tracking[6], t[2]);
+    assert_string_equal(s->tracking[7], t[3]);
+    assert_string_equal(s->tracking[8], t[4]);
+    for (i = 5; i < 9; i++)
+        assert_int_equal(s->attempts[i], 2);
+    assert_int_equal(s->id[5], s->id[0]);
+    assert_int_equal(claim_batch(f, rec, 32, NULL, s, &n), Q_NOTFOUND);
     free(s);
 }
 
@@ -2766,9 +3118,19 @@ main(void)
         cmocka_unit_test_setup_teardown(test_mail_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mail_concurrent_claims, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_mail_concurrent_batch_claims,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_mail_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mail_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mail_next_due, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mail_claim_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mail_claim_batch_nogroup, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mail_done_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mail_recover_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_op_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_hold_release, setup,
