@@ -764,10 +764,12 @@ server_run(const struct gateway *gw, volatile sig_atomic_t *stop)
                   cfg->listen_port, buf);
         goto out;
     }
-    /* The workers' contexts: copies of the master without its
-     * listening socket's ownership; connections are lent to them. */
+    /* The workers' contexts: new ones with the master's settings (not
+     * copies: a copy writes all of gSOAP's 160 KB, a new context only
+     * what it uses) and no TLS context of their own, as the reactor does
+     * the handshakes; connections are lent to them. */
     for (i = 0; i < cfg->workers; i++) {
-        w[i].soap = soap_copy(master);
+        w[i].soap = master_new(cfg);
         if (w[i].soap == NULL) {
             log_error("out of memory");
             goto out;
