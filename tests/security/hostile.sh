@@ -482,6 +482,11 @@ KA_FAILED=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$W/flood-keepalive.out")
 WHY="$(cat "$W/flood-keepalive.out")"
 check "keep-alive: all 100 connections were answered, none failed ($(cat "$W/flood-keepalive.out"))" \
     eval '[ "${KA_ANSWERED:-0}" -ge 100 ] && [ "${KA_FAILED:-1}" -eq 0 ]'
+# idle_timeout is 5 s: every parked connection is closed by the daemon
+# at least once in the flood (the client opens it again).
+KA_REOPENED=$(sed -n 's/.*reopened=\([0-9]*\).*/\1/p' "$W/flood-keepalive.out")
+check "keep-alive: parked idle connections are closed after idle_timeout (reopened=${KA_REOPENED:-?} of 100)" \
+    eval '[ "${KA_REOPENED:-0}" -ge 100 ]'
 grep -q 'too many connections' "$DLOG" && echo "# daemon log: $(grep -c 'too many connections' "$DLOG") x 'too many connections: refusing'"
 
 # ==== afterwards ======================================================================================
