@@ -264,8 +264,11 @@ parse_cb(struct soap *soap)
     int rc = http_parse(soap);
 
     if (soap->length > (ULONG64)r->gw->cfg->max_request_bytes) {
+        /* Whatever the method: gSOAP would otherwise allocate the
+         * declared length to read a body it does not parse as SOAP. */
         refuse(soap, r, "request body larger than max_request_bytes");
-        return rc != SOAP_OK ? rc : SOAP_EOM;
+        soap->length = 0;
+        return SOAP_EOM;
     }
     if (rc != SOAP_OK)
         return rc;
