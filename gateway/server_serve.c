@@ -368,8 +368,7 @@ server_serve(struct soap *soap, struct request *r)
          * the connection back to be parked, so that idle connections
          * never hold a worker. */
         if (!first && r->others_waiting != NULL &&
-            ((r->others_waiting(r) && !request_pending(soap, 0)) ||
-             !request_pending(soap, LINGER_MS)))
+            !request_pending(soap, r->others_waiting(r) ? 0 : LINGER_MS))
             return 1;
         first = 0;
         if (soap->keep_alive > 0 && soap->max_keep_alive > 0)

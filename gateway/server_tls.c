@@ -510,6 +510,11 @@ pending_done(struct acceptor *a, size_t i)
         pending_drop(a, i, "no known client certificate");
         return;
     }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        pending_drop(a, i, "out of memory");
+        return;
+    }
     pthread_mutex_lock(&pl->mu);
     full = pl->live >= a->maxconn;
     if (!full)
@@ -518,15 +523,8 @@ pending_done(struct acceptor *a, size_t i)
     if (full) {
         log_warn("too many connections: refusing partner %s from %s",
                  pt->id, p->host);
+        free(c);
         pending_drop(a, i, NULL);
-        return;
-    }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        pthread_mutex_lock(&pl->mu);
-        pl->live--;
-        pthread_mutex_unlock(&pl->mu);
-        pending_drop(a, i, "out of memory");
         return;
     }
     /* The socket stays non-blocking: gSOAP waits with select() itself
